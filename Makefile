@@ -1,0 +1,52 @@
+# Raceday: one command to install and run, one to install and test.
+#   make run    install everything (venv, Python deps, the Rust extension) and run the system
+#   make test   install everything and run cargo test + pytest
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-rust test-python lint proto bench clean help
+
+help:
+	@echo "make run | test | lint | proto | bench | install | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Re-install when the project metadata or any Rust source changed (the extension is compiled
+# by maturin during the install; cargo's incremental cache in rust_ext/target keeps it quick).
+$(STAMP): $(BIN)/python pyproject.toml $(shell find rust_ext -name '*.rs' -o -name Cargo.toml -not -path '*/target/*')
+	@echo "==> installing raceday and its dependencies (builds the Rust extension)"
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/raceday up
+
+test: install test-rust test-python
+
+test-rust:
+	@echo "==> cargo test"
+	cd rust_ext && cargo test --workspace --quiet
+
+test-python:
+	@echo "==> pytest"
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check services tests tools
+	$(BIN)/ruff format --check services tests tools
+	$(BIN)/mypy
+	cd rust_ext && cargo clippy --workspace --all-targets -- -D warnings
+	cd rust_ext && cargo fmt --all -- --check
+
+proto: install
+	$(BIN)/python tools/gen_protos.py
+
+clean:
+	rm -rf $(VENV) rust_ext/target .pytest_cache .mypy_cache .ruff_cache

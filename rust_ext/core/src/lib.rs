@@ -1,0 +1,25 @@
+//! Raceday money-flow core.
+//!
+//! A pure-Rust crate (no Python): it parses a raw TAB event payload and computes
+//! the race update defined by `spec/money-flow.md`. The PyO3 binding in
+//! `../binding` is a thin wrapper around it.
+
+/// The crate version, reported by the Python binding for diagnostics.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Returns the version of the money-flow core.
+#[must_use]
+pub fn version() -> &'static str {
+    VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_matches_the_package() {
+        assert_eq!(version(), env!("CARGO_PKG_VERSION"));
+        assert!(!version().is_empty());
+    }
+}

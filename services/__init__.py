@@ -1,0 +1,3 @@
+"""Raceday: real-time NZ TAB racing money flow."""
+
+__version__ = "0.1.0"

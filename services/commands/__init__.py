@@ -1,0 +1,1 @@
+"""Subcommands of the `raceday` CLI, one module each."""

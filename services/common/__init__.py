@@ -1,0 +1,1 @@
+"""Shared building blocks: configuration, logging, NZ time, gRPC server and client helpers."""

@@ -1,0 +1,47 @@
+"""Where PostgreSQL is: RACEDAY_DATABASE_URL, or an embedded server under the data directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from services.common.config import ConfigError, Env
+from services.common.logs import log_event
+from services.common.settings import data_dir
+
+logger = logging.getLogger(__name__)
+
+DATABASE_URL_VAR = "RACEDAY_DATABASE_URL"
+
+
+def configured_database_url(env: Env | None = None) -> str | None:
+    """RACEDAY_DATABASE_URL when set (validated to be a postgres URL), else None."""
+    env = env or Env()
+    url = env.optional_text(DATABASE_URL_VAR)
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(DATABASE_URL_VAR, "must be a postgresql:// URL")
+    return url
+
+
+def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") -> str:
+    """Start (or reuse) an embedded PostgreSQL whose data lives in `pgdata`; returns its URL.
+
+    The data survives restarts; with cleanup_mode "stop" the server stops when the
+    last process using it exits, "delete" also removes the data (for tests).
+    """
+    import pgserver  # imported lazily: only needed when no server is configured
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+    url = str(server.get_uri())
+    log_event(logger, "embedded_postgres_started", pgdata=str(pgdata))
+    return url
+
+
+def database_url(env: Env | None = None) -> str:
+    """The configured URL, or the URL of the embedded server under RACEDAY_DATA_DIR/postgres."""
+    env = env or Env()
+    url = configured_database_url(env)
+    if url is not None:
+        return url
+    return start_embedded_postgres(data_dir(env) / "postgres")

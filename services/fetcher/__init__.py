@@ -1,0 +1,1 @@
+"""The fetcher: TAB client, scheduler, the per-race pipeline and the daily baseline."""

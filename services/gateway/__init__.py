@@ -1,0 +1,1 @@
+"""The gateway: the REST contract over gRPC, and the dashboard."""

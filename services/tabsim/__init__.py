@@ -1,0 +1,1 @@
+"""A simulated NZ TAB API built from recorded responses."""

@@ -1,0 +1,1 @@
+"""The transformer: a gRPC service around the Rust money-flow core, and its Python reference."""

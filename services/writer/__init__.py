@@ -1,0 +1,1 @@
+"""The writer: the only component that talks to PostgreSQL."""
