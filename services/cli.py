@@ -11,7 +11,10 @@ from typing import Protocol
 from services import __version__
 
 # Modules that add subcommands, in the order `raceday --help` lists them.
-_COMMAND_MODULES = ("services.commands.serve",)
+_COMMAND_MODULES = (
+    "services.commands.serve",
+    "services.commands.bench",
+)
 
 
 class _CommandModule(Protocol):
