@@ -22,44 +22,45 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from services.common.proto.raceday.v1 import race_pb2 as raceday_dot_v1_dot_race__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raceday/v1/writer.proto\x12\nraceday.v1\x1a\x15raceday/v1/race.proto\"R\n\x16WriteRaceUpdateRequest\x12&\n\x06update\x18\x01 \x01(\x0b\x32\x16.raceday.v1.RaceUpdate\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\x08\"\xa0\x01\n\x17WriteRaceUpdateResponse\x12\x0f\n\x07written\x18\x01 \x01(\x08\x12\x18\n\x10\x65ntrants_written\x18\x02 \x01(\x05\x12\x17\n\x0fmoney_flow_rows\x18\x03 \x01(\x05\x12\x11\n\todds_rows\x18\x04 \x01(\x05\x12\x15\n\rpools_written\x18\x05 \x01(\x08\x12\x17\n\x0fresults_written\x18\x06 \x01(\x08\"&\n\x13GetRaceStateRequest\x12\x0f\n\x07race_id\x18\x01 \x01(\t\"K\n\x14GetRaceStateResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12$\n\x05state\x18\x02 \x01(\x0b\x32\x15.raceday.v1.RaceState\"Y\n\x10MeetingWithRaces\x12$\n\x07meeting\x18\x01 \x01(\x0b\x32\x13.raceday.v1.Meeting\x12\x1f\n\x05races\x18\x02 \x03(\x0b\x32\x10.raceday.v1.Race\"G\n\x15UpsertMeetingsRequest\x12.\n\x08meetings\x18\x01 \x03(\x0b\x32\x1c.raceday.v1.MeetingWithRaces\"K\n\x16UpsertMeetingsResponse\x12\x19\n\x11meetings_upserted\x18\x01 \x01(\x05\x12\x16\n\x0eraces_upserted\x18\x02 \x01(\x05\"X\n\x1bListSchedulableRacesRequest\x12\x19\n\x11lookahead_minutes\x18\x01 \x01(\x05\x12\x1e\n\x16post_start_max_minutes\x18\x02 \x01(\x05\"\x88\x01\n\x0fSchedulableRace\x12\x0f\n\x07race_id\x18\x01 \x01(\t\x12\x12\n\nmeeting_id\x18\x02 \x01(\t\x12\x14\n\x0cmeeting_name\x18\x03 \x01(\t\x12\x13\n\x0brace_number\x18\x04 \x01(\x05\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x15\n\rstart_time_ms\x18\x06 \x01(\x03\"J\n\x1cListSchedulableRacesResponse\x12*\n\x05races\x18\x01 \x03(\x0b\x32\x1b.raceday.v1.SchedulableRace\"\x9e\x01\n\x13RecordJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x04 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nstats_json\x18\x06 \x01(\tB\x11\n\x0f_finished_at_ms\"\x16\n\x14RecordJobRunResponse\"0\n\x10GetJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\"y\n\x11GetJobRunResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x03 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_finished_at_ms2\x9f\x04\n\rWriterService\x12Z\n\x0fWriteRaceUpdate\x12\".raceday.v1.WriteRaceUpdateRequest\x1a#.raceday.v1.WriteRaceUpdateResponse\x12Q\n\x0cGetRaceState\x12\x1f.raceday.v1.GetRaceStateRequest\x1a .raceday.v1.GetRaceStateResponse\x12W\n\x0eUpsertMeetings\x12!.raceday.v1.UpsertMeetingsRequest\x1a\".raceday.v1.UpsertMeetingsResponse\x12i\n\x14ListSchedulableRaces\x12\'.raceday.v1.ListSchedulableRacesRequest\x1a(.raceday.v1.ListSchedulableRacesResponse\x12Q\n\x0cRecordJobRun\x12\x1f.raceday.v1.RecordJobRunRequest\x1a .raceday.v1.RecordJobRunResponse\x12H\n\tGetJobRun\x12\x1c.raceday.v1.GetJobRunRequest\x1a\x1d.raceday.v1.GetJobRunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raceday/v1/writer.proto\x12\nraceday.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15raceday/v1/race.proto\"R\n\x16WriteRaceUpdateRequest\x12&\n\x06update\x18\x01 \x01(\x0b\x32\x16.raceday.v1.RaceUpdate\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\x08\"\xa0\x01\n\x17WriteRaceUpdateResponse\x12\x0f\n\x07written\x18\x01 \x01(\x08\x12\x18\n\x10\x65ntrants_written\x18\x02 \x01(\x05\x12\x17\n\x0fmoney_flow_rows\x18\x03 \x01(\x05\x12\x11\n\todds_rows\x18\x04 \x01(\x05\x12\x15\n\rpools_written\x18\x05 \x01(\x08\x12\x17\n\x0fresults_written\x18\x06 \x01(\x08\"&\n\x13GetRaceStateRequest\x12\x0f\n\x07race_id\x18\x01 \x01(\t\"K\n\x14GetRaceStateResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12$\n\x05state\x18\x02 \x01(\x0b\x32\x15.raceday.v1.RaceState\"Y\n\x10MeetingWithRaces\x12$\n\x07meeting\x18\x01 \x01(\x0b\x32\x13.raceday.v1.Meeting\x12\x1f\n\x05races\x18\x02 \x03(\x0b\x32\x10.raceday.v1.Race\"G\n\x15UpsertMeetingsRequest\x12.\n\x08meetings\x18\x01 \x03(\x0b\x32\x1c.raceday.v1.MeetingWithRaces\"K\n\x16UpsertMeetingsResponse\x12\x19\n\x11meetings_upserted\x18\x01 \x01(\x05\x12\x16\n\x0eraces_upserted\x18\x02 \x01(\x05\"\x8e\x01\n\x1bListSchedulableRacesRequest\x12\x19\n\x11lookahead_minutes\x18\x01 \x01(\x05\x12\x1e\n\x16post_start_max_minutes\x18\x02 \x01(\x05\x12,\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\x06\n\x04_now\"\x88\x01\n\x0fSchedulableRace\x12\x0f\n\x07race_id\x18\x01 \x01(\t\x12\x12\n\nmeeting_id\x18\x02 \x01(\t\x12\x14\n\x0cmeeting_name\x18\x03 \x01(\t\x12\x13\n\x0brace_number\x18\x04 \x01(\x05\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x15\n\rstart_time_ms\x18\x06 \x01(\x03\"J\n\x1cListSchedulableRacesResponse\x12*\n\x05races\x18\x01 \x03(\x0b\x32\x1b.raceday.v1.SchedulableRace\"\x9e\x01\n\x13RecordJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x04 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nstats_json\x18\x06 \x01(\tB\x11\n\x0f_finished_at_ms\"\x16\n\x14RecordJobRunResponse\"0\n\x10GetJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\"y\n\x11GetJobRunResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x03 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_finished_at_ms2\x9f\x04\n\rWriterService\x12Z\n\x0fWriteRaceUpdate\x12\".raceday.v1.WriteRaceUpdateRequest\x1a#.raceday.v1.WriteRaceUpdateResponse\x12Q\n\x0cGetRaceState\x12\x1f.raceday.v1.GetRaceStateRequest\x1a .raceday.v1.GetRaceStateResponse\x12W\n\x0eUpsertMeetings\x12!.raceday.v1.UpsertMeetingsRequest\x1a\".raceday.v1.UpsertMeetingsResponse\x12i\n\x14ListSchedulableRaces\x12\'.raceday.v1.ListSchedulableRacesRequest\x1a(.raceday.v1.ListSchedulableRacesResponse\x12Q\n\x0cRecordJobRun\x12\x1f.raceday.v1.RecordJobRunRequest\x1a .raceday.v1.RecordJobRunResponse\x12H\n\tGetJobRun\x12\x1c.raceday.v1.GetJobRunRequest\x1a\x1d.raceday.v1.GetJobRunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.common.proto.raceday.v1.writer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WRITERACEUPDATEREQUEST']._serialized_start=62
-  _globals['_WRITERACEUPDATEREQUEST']._serialized_end=144
-  _globals['_WRITERACEUPDATERESPONSE']._serialized_start=147
-  _globals['_WRITERACEUPDATERESPONSE']._serialized_end=307
-  _globals['_GETRACESTATEREQUEST']._serialized_start=309
-  _globals['_GETRACESTATEREQUEST']._serialized_end=347
-  _globals['_GETRACESTATERESPONSE']._serialized_start=349
-  _globals['_GETRACESTATERESPONSE']._serialized_end=424
-  _globals['_MEETINGWITHRACES']._serialized_start=426
-  _globals['_MEETINGWITHRACES']._serialized_end=515
-  _globals['_UPSERTMEETINGSREQUEST']._serialized_start=517
-  _globals['_UPSERTMEETINGSREQUEST']._serialized_end=588
-  _globals['_UPSERTMEETINGSRESPONSE']._serialized_start=590
-  _globals['_UPSERTMEETINGSRESPONSE']._serialized_end=665
-  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_start=667
-  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_end=755
-  _globals['_SCHEDULABLERACE']._serialized_start=758
-  _globals['_SCHEDULABLERACE']._serialized_end=894
-  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_start=896
-  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_end=970
-  _globals['_RECORDJOBRUNREQUEST']._serialized_start=973
-  _globals['_RECORDJOBRUNREQUEST']._serialized_end=1131
-  _globals['_RECORDJOBRUNRESPONSE']._serialized_start=1133
-  _globals['_RECORDJOBRUNRESPONSE']._serialized_end=1155
-  _globals['_GETJOBRUNREQUEST']._serialized_start=1157
-  _globals['_GETJOBRUNREQUEST']._serialized_end=1205
-  _globals['_GETJOBRUNRESPONSE']._serialized_start=1207
-  _globals['_GETJOBRUNRESPONSE']._serialized_end=1328
-  _globals['_WRITERSERVICE']._serialized_start=1331
-  _globals['_WRITERSERVICE']._serialized_end=1874
+  _globals['_WRITERACEUPDATEREQUEST']._serialized_start=95
+  _globals['_WRITERACEUPDATEREQUEST']._serialized_end=177
+  _globals['_WRITERACEUPDATERESPONSE']._serialized_start=180
+  _globals['_WRITERACEUPDATERESPONSE']._serialized_end=340
+  _globals['_GETRACESTATEREQUEST']._serialized_start=342
+  _globals['_GETRACESTATEREQUEST']._serialized_end=380
+  _globals['_GETRACESTATERESPONSE']._serialized_start=382
+  _globals['_GETRACESTATERESPONSE']._serialized_end=457
+  _globals['_MEETINGWITHRACES']._serialized_start=459
+  _globals['_MEETINGWITHRACES']._serialized_end=548
+  _globals['_UPSERTMEETINGSREQUEST']._serialized_start=550
+  _globals['_UPSERTMEETINGSREQUEST']._serialized_end=621
+  _globals['_UPSERTMEETINGSRESPONSE']._serialized_start=623
+  _globals['_UPSERTMEETINGSRESPONSE']._serialized_end=698
+  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_start=701
+  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_end=843
+  _globals['_SCHEDULABLERACE']._serialized_start=846
+  _globals['_SCHEDULABLERACE']._serialized_end=982
+  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_start=984
+  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_end=1058
+  _globals['_RECORDJOBRUNREQUEST']._serialized_start=1061
+  _globals['_RECORDJOBRUNREQUEST']._serialized_end=1219
+  _globals['_RECORDJOBRUNRESPONSE']._serialized_start=1221
+  _globals['_RECORDJOBRUNRESPONSE']._serialized_end=1243
+  _globals['_GETJOBRUNREQUEST']._serialized_start=1245
+  _globals['_GETJOBRUNREQUEST']._serialized_end=1293
+  _globals['_GETJOBRUNRESPONSE']._serialized_start=1295
+  _globals['_GETJOBRUNRESPONSE']._serialized_end=1416
+  _globals['_WRITERSERVICE']._serialized_start=1419
+  _globals['_WRITERSERVICE']._serialized_end=1962
 # @@protoc_insertion_point(module_scope)

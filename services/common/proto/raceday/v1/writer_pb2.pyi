@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from services.common.proto.raceday.v1 import race_pb2 as _race_pb2
 import builtins as _builtins
@@ -193,21 +194,29 @@ class ListSchedulableRacesRequest(_message.Message):
 
     LOOKAHEAD_MINUTES_FIELD_NUMBER: _builtins.int
     POST_START_MAX_MINUTES_FIELD_NUMBER: _builtins.int
+    NOW_FIELD_NUMBER: _builtins.int
     lookahead_minutes: _builtins.int
     """Minutes ahead of now to include (LOOKAHEAD)."""
     post_start_max_minutes: _builtins.int
     """Minutes after the start to keep polling (POST_START_MAX)."""
+    @_builtins.property
+    def now(self) -> _timestamp_pb2.Timestamp:
+        """The scheduler's clock; defaults to the server's clock when absent."""
+
     def __init__(
         self,
         *,
         lookahead_minutes: _builtins.int = ...,
         post_start_max_minutes: _builtins.int = ...,
+        now: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_now", b"_now", "now", b"now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lookahead_minutes", b"lookahead_minutes", "post_start_max_minutes", b"post_start_max_minutes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_now", b"_now", "lookahead_minutes", b"lookahead_minutes", "now", b"now", "post_start_max_minutes", b"post_start_max_minutes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__now: _TypeAlias = _typing.Literal["now"]  # noqa: Y015
+    _WhichOneofArgType__now: _TypeAlias = _typing.Literal["_now", b"_now"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__now) -> _WhichOneofReturnType__now | None: ...
 
 Global___ListSchedulableRacesRequest: _TypeAlias = ListSchedulableRacesRequest  # noqa: Y015
 
