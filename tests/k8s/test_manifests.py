@@ -21,11 +21,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 from packaging.version import Version
 
+# Imported dynamically: neither package ships type information (typed as Any here).
+jsonschema = importlib.import_module("jsonschema")
 kubernetes_validate = importlib.import_module("kubernetes_validate")
 
 Obj = dict[str, Any]
@@ -53,7 +54,11 @@ DEPLOYABLE = [name for name in KUSTOMIZATIONS if name != "base"]
 SERVICES = ("fetcher", "transformer", "writer", "gateway")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 # The only pod-to-pod arrows of the design (DESIGN.md section 1): (from, to, port).
-DESIGN_ARROWS = {("gateway", "writer", 50053), ("fetcher", "transformer", 50052), ("fetcher", "writer", 50053)}
+DESIGN_ARROWS = {
+    ("gateway", "writer", 50053),
+    ("fetcher", "transformer", 50052),
+    ("fetcher", "writer", 50053),
+}
 CRD_GROUPS = ("postgresql.cnpg.io", "monitoring.coreos.com")
 MIN_KUBERNETES = Version("1.29")
 
@@ -170,24 +175,27 @@ def rule_allows(rule: Obj, peers_key: str, labels: Mapping[str, str], port: int,
     return not ports or any(p.get("port") in (port, port_name, None) for p in ports)
 
 
-def allowed_edges(objs: tuple[Obj, ...]) -> set[tuple[str, str, int]]:
-    """Pod-to-pod connections that both the sender's egress and the receiver's ingress allow."""
+def allowed_edges(objs: tuple[Obj, ...], direction: str) -> set[tuple[str, str, int]]:
+    """Pod-to-pod connections (sender, receiver, port) that the NetworkPolicies allow, judged by
+    the sender's egress rules (direction "Egress") or the receiver's ingress rules ("Ingress")."""
     edges = set()
     loads = workloads(objs)
     for src in loads:
         for dst in loads:
             for port_name, port in container_ports(dst).items():
-                egress_ok = any(
-                    rule_allows(rule, "to", pod_labels(dst), port, port_name)
-                    for pol in policies_selecting(objs, src, "Egress")
-                    for rule in pol["spec"].get("egress", [])
-                )
-                ingress_ok = any(
-                    rule_allows(rule, "from", pod_labels(src), port, port_name)
-                    for pol in policies_selecting(objs, dst, "Ingress")
-                    for rule in pol["spec"].get("ingress", [])
-                )
-                if egress_ok and ingress_ok:
+                if direction == "Egress":
+                    allowed = any(
+                        rule_allows(rule, "to", pod_labels(dst), port, port_name)
+                        for pol in policies_selecting(objs, src, "Egress")
+                        for rule in pol["spec"].get("egress", [])
+                    )
+                else:
+                    allowed = any(
+                        rule_allows(rule, "from", pod_labels(src), port, port_name)
+                        for pol in policies_selecting(objs, dst, "Ingress")
+                        for rule in pol["spec"].get("ingress", [])
+                    )
+                if allowed:
                     edges.add((component(src), component(dst), port))
     return edges
 
@@ -266,8 +274,9 @@ def test_custom_resources_reference_existing_objects(name: str) -> None:
     for pooler in of_kind(objs, "Pooler"):
         assert pooler["spec"]["cluster"]["name"] in clusters
     for monitor in of_kind(objs, "ServiceMonitor"):
+        selector = monitor["spec"]["selector"]
         selected = [
-            s for s in of_kind(objs, "Service") if selector_matches(monitor["spec"]["selector"], s["metadata"]["labels"])
+            s for s in of_kind(objs, "Service") if selector_matches(selector, s["metadata"]["labels"])
         ]
         assert selected, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
         for endpoint in monitor["spec"]["endpoints"]:
@@ -309,8 +318,9 @@ def test_workload_invariants(name: str) -> None:
             assert sc.get("privileged", False) is False, cid
             seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
             assert seccomp.get("type") == "RuntimeDefault", cid
+            resources = container.get("resources", {})
             for bound in ("requests", "limits"):
-                assert {"cpu", "memory"} <= set(container.get("resources", {}).get(bound, {})), f"{cid} {bound}"
+                assert {"cpu", "memory"} <= set(resources.get(bound, {})), f"{cid}: {bound}"
             assert not container["image"].endswith(":latest") and ":" in container["image"], cid
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
             assert mounts.get("/tmp") in tmp_volumes, f"{cid}: /tmp must be an emptyDir"
@@ -452,7 +462,9 @@ def test_autoscalers(name: str) -> None:
 @pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
 def test_network_policies_allow_only_the_design_arrows(name: str) -> None:
     objs = render(name)
-    assert allowed_edges(objs) == DESIGN_ARROWS
+    # Each side enforces the design on its own: the senders' egress and the receivers' ingress.
+    assert allowed_edges(objs, "Egress") == DESIGN_ARROWS
+    assert allowed_edges(objs, "Ingress") == DESIGN_ARROWS
     by_component = {component(w): w for w in workloads(objs)}
 
     def egress_ports(svc: str) -> set[int]:
@@ -540,7 +552,9 @@ def dockerfile_stages() -> list[tuple[str, list[tuple[str, str]]]]:
             key, _, default = args.partition("=")
             global_args[key] = default
         elif instruction == "FROM":
-            image = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), args.split()[0])
+            image = re.sub(
+                r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), args.split()[0]
+            )
             stages.append((image, []))
         elif stages:
             stages[-1][1].append((instruction, args))
@@ -561,24 +575,27 @@ def test_dockerfile_structure() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2, "multi-stage build expected"
     for image, _ in stages:
-        assert re.fullmatch(r"[\w./-]+(:[\w.-]+)(@sha256:[0-9a-f]{64})?|[\w./-]+@sha256:[0-9a-f]{64}", image), (
-            f"base image {image!r} must carry an explicit tag or digest"
-        )
+        pinned = r"[\w./-]+(:[\w.-]+)(@sha256:[0-9a-f]{64})?|[\w./-]+@sha256:[0-9a-f]{64}"
+        assert re.fullmatch(pinned, image), f"base image {image!r} must carry an explicit tag or digest"
         assert not image.endswith(":latest"), image
     runtime_image, runtime = stages[-1]
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", runtime_image), runtime_image
 
     all_instructions = [ins for _, stage in stages for ins in stage]
     assert all(instruction != "ADD" for instruction, _ in all_instructions), "use COPY, not ADD"
-    secretish = re.compile(r"(\.env\b|\.pem\b|\.key\b|id_rsa|secret|password|token|credential)", re.IGNORECASE)
+    secretish = re.compile(
+        r"(\.env\b|\.pem\b|\.key\b|id_rsa|secret|password|token|credential)", re.IGNORECASE
+    )
     for instruction, args in all_instructions:
         if instruction in ("COPY", "ENV", "ARG"):
             assert not secretish.search(args), f"{instruction} {args}: secrets must not enter the image"
 
     runtime_text = "\n".join(f"{i} {a}" for i, a in runtime)
     for tool in COMPILERS:
-        assert not re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", runtime_text), f"runtime stage mentions {tool}"
-    assert not any(i == "COPY" and not a.startswith("--from=") for i, a in runtime), "runtime copies no sources"
+        mentioned = re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", runtime_text)
+        assert not mentioned, f"the runtime stage must not install or use {tool}"
+    copies_sources = any(i == "COPY" and not a.startswith("--from=") for i, a in runtime)
+    assert not copies_sources, "the runtime stage must not copy the source tree"
 
     users = [args for instruction, args in runtime if instruction == "USER"]
     assert users, "runtime stage must set USER"
@@ -588,7 +605,8 @@ def test_dockerfile_structure() -> None:
 
     entrypoints = [args for instruction, args in runtime if instruction == "ENTRYPOINT"]
     commands = [args for instruction, args in runtime if instruction == "CMD"]
-    assert entrypoints and yaml.safe_load(entrypoints[-1]) == ["raceday"], "ENTRYPOINT must be exec-form raceday"
+    assert entrypoints, "runtime stage must set ENTRYPOINT"
+    assert yaml.safe_load(entrypoints[-1]) == ["raceday"], "ENTRYPOINT must be the exec form of raceday"
     assert commands, "runtime stage must set CMD"
     command = yaml.safe_load(commands[-1])
     assert command[0] == "serve" and command[1] in SERVICES, command
@@ -653,4 +671,3 @@ def test_dockerignore_excludes(path: str) -> None:
 )
 def test_dockerignore_keeps_build_inputs(path: str) -> None:
     assert not dockerignore_excludes(path), f"{path} is needed to build the wheel"
-
