@@ -14,6 +14,10 @@ from services import __version__
 _COMMAND_MODULES = (
     "services.commands.serve",
     "services.commands.bench",
+    "services.commands.up",
+    "services.transformer.cli",
+    "services.tabsim.cli",
+    "services.writer.commands",
 )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +11,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.common.database import start_embedded_postgres
+from services.common.database import start_embedded_postgres, with_database_name
+from services.common.net import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+__all__ = ["FIXTURES", "free_port"]
 
 
 @pytest.fixture(scope="session")
@@ -26,13 +28,6 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
 
 
-def _with_database(url: str, dbname: str) -> str:
-    """The same server URL pointing at another database."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-
-
 @pytest.fixture
 def fresh_database_url(pg_server_url: str) -> Iterator[str]:
     """A new, empty database owned by this test; dropped afterwards."""
@@ -40,14 +35,7 @@ def fresh_database_url(pg_server_url: str) -> Iterator[str]:
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield _with_database(pg_server_url, name)
+        yield with_database_name(pg_server_url, name)
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def free_port() -> int:
-    """A TCP port that is free on loopback right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

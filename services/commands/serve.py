@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     with exit_on_config_error():
         settings = ServerSettings.from_env(service, env, port=args.port)
         configure_logging(service, settings.log_level)
-        app = create_app(service, env)
-    uvloop.run(serve(app, settings))
+        uvloop.run(_serve(service, env, settings))
     return 0
+
+
+async def _serve(service: ServiceName, env: Env, settings: ServerSettings) -> None:
+    # The app is built inside the running loop: its gRPC channels and pools belong to this loop.
+    await serve(create_app(service, env), settings)

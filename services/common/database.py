@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from services.common.config import ConfigError, Env
 from services.common.logs import log_event
@@ -21,6 +22,12 @@ def configured_database_url(env: Env | None = None) -> str | None:
     if url is not None and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(DATABASE_URL_VAR, "must be a postgresql:// URL")
     return url
+
+
+def with_database_name(url: str, name: str) -> str:
+    """The same server URL pointing at database `name` (query parameters such as host are kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(name)))
 
 
 def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") -> str:

@@ -48,8 +48,14 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Access logs of the HTTP servers are noise at info; errors still surface.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log a structured event: `event` is the message, `fields` become JSON members."""
-    logger.log(level, event, extra=fields)
+    """Log a structured event: `event` is the message, `fields` become JSON members.
+
+    A field named like a LogRecord attribute (`process`, `name`, ...) is kept with a `_` suffix
+    instead of making the logging call fail.
+    """
+    safe = {f"{key}_" if key in _RESERVED else key: value for key, value in fields.items()}
+    logger.log(level, event, extra=safe)

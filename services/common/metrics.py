@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
+from prometheus_client import Gauge, start_http_server
 
 
 @dataclass(slots=True)
@@ -31,3 +31,10 @@ def start_metrics_endpoint(host: str, port: int) -> MetricsEndpoint:
     """Serve the default registry at http://host:port/metrics."""
     server, thread = start_http_server(port, addr=host)
     return MetricsEndpoint(server=server, thread=thread)
+
+
+# Exported by the fetcher (baseline, refresh) and the writer (partitions, retention): defined once here
+# so that several services can share one process (tests) without registering it twice.
+JOB_LAST_SUCCESS = Gauge(
+    "raceday_job_last_success_timestamp", "Unix time of the last successful day-level job", ["job"]
+)

@@ -1,0 +1,323 @@
+"""`raceday bench pipeline`: end-to-end poll latency against real services on loopback.
+
+The simulated TAB serves open races built from the recorded event; the writer and
+the transformer run as their own processes (`raceday serve`) over an embedded
+PostgreSQL (or RACEDAY_DATABASE_URL); this process plays the fetcher with the
+real TAB client and pipeline. It polls one race at a time, then batches of
+concurrent races, and reports min, median, p95 and p99 per stage and in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import uvloop
+
+from services.common.channels import create_channel
+from services.common.clock import Clock
+from services.common.config import ConfigError, Env, exit_on_config_error
+from services.common.database import configured_database_url, start_embedded_postgres
+from services.common.health import SERVING, check_health
+from services.common.net import free_port
+from services.common.nztime import nz_today
+from services.common.proto.raceday.v1 import transformer_pb2_grpc, writer_pb2, writer_pb2_grpc
+from services.common.supervisor import ProcessSpec, Supervisor
+from services.fetcher.meetings import meeting_with_races
+from services.fetcher.pipeline import PollResult, RacePipeline, StageDeadlines
+from services.fetcher.tab_client import TabClient
+from services.fetcher.tab_results import FetchFailure
+from services.fetcher.tab_settings import TabSettings
+from services.tabsim.server import start_tabsim_process
+
+if TYPE_CHECKING:
+    from services.common.proto.raceday.v1.writer_pb2_grpc import WriterServiceAsyncStub
+
+STAGES = ("fetch", "state", "transform", "write", "total")
+FETCH_BUDGET_S = 10.0
+START_TIMEOUT_S = 60.0
+# Targets of issue 6 on this machine (median, ms): one race end to end, and a batch of five.
+TARGET_SINGLE_MS = 15.0
+TARGET_BATCH5_MS = 50.0
+BENCH_IDENTIFICATION = {
+    "NZTAB_FROM": "bench@localhost",
+    "NZTAB_PARTNER": "Raceday bench",
+    "NZTAB_PARTNER_ID": "bench",
+}
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `raceday bench pipeline`."""
+    parser = subparsers.add_parser(
+        "pipeline",
+        help="poll latency end to end (simulated TAB, transformer, writer, PostgreSQL on loopback)",
+        description=__doc__,
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=40, help="measured rounds per scenario (default 40)"
+    )
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured rounds first (default 5)")
+    parser.add_argument(
+        "--batches", default="1,5,20", help="concurrent races per round, comma-separated (default 1,5,20)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for JSON and CSV")
+    parser.set_defaults(handler=run)
+
+
+@dataclass(slots=True)
+class Scenario:
+    """Measurements of one batch size."""
+
+    batch: int
+    polls: list[PollResult] = field(default_factory=list)
+    round_ms: list[float] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[PollResult]:
+        """Polls that did not succeed."""
+        return [poll for poll in self.polls if poll.outcome != "ok"]
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "p95": round(_percentile(values, 0.95), 3),
+        "p99": round(_percentile(values, 0.99), 3),
+        "n": len(values),
+    }
+
+
+def _report(scenario: Scenario) -> dict[str, Any]:
+    ok = [poll for poll in scenario.polls if poll.outcome == "ok"]
+    stages = {
+        stage: _summary([poll.timings_ms[stage] for poll in ok if stage in poll.timings_ms])
+        for stage in STAGES
+    }
+    return {
+        "batch": scenario.batch,
+        "polls": len(scenario.polls),
+        "failed": len(scenario.failures),
+        "stages_ms": stages,
+        "round_ms": _summary(scenario.round_ms),
+        "money_flow_rows": sum(poll.rows.get("money_flow", 0) for poll in ok),
+        "odds_rows": sum(poll.rows.get("odds", 0) for poll in ok),
+    }
+
+
+def _print_report(reports: list[dict[str, Any]]) -> None:
+    print(f"{'batch':>5}  {'stage':<9} {'min':>8} {'median':>8} {'p95':>8} {'p99':>8}   (ms)")
+    for report in reports:
+        for stage, figures in report["stages_ms"].items():
+            if figures:
+                print(
+                    f"{report['batch']:>5}  {stage:<9} {figures['min']:>8.2f} {figures['median']:>8.2f} "
+                    f"{figures['p95']:>8.2f} {figures['p99']:>8.2f}"
+                )
+        rounds = report["round_ms"]
+        print(
+            f"{report['batch']:>5}  {'round':<9} {rounds['min']:>8.2f} {rounds['median']:>8.2f} "
+            f"{rounds['p95']:>8.2f} {rounds['p99']:>8.2f}   "
+            f"polls={report['polls']} failed={report['failed']} "
+            f"money_flow_rows={report['money_flow_rows']} odds_rows={report['odds_rows']}"
+        )
+
+
+def _write_files(out: Path, reports: list[dict[str, Any]]) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    json_path = out / f"pipeline-{stamp}.json"
+    csv_path = out / f"pipeline-{stamp}.csv"
+    json_path.write_text(json.dumps({"benchmark": "pipeline", "scenarios": reports}, indent=2))
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["batch", "stage", "min_ms", "median_ms", "p95_ms", "p99_ms", "n"])
+        for report in reports:
+            rows = {**report["stages_ms"], "round": report["round_ms"]}
+            for stage, figures in rows.items():
+                if figures:
+                    writer.writerow(
+                        [
+                            report["batch"],
+                            stage,
+                            *(figures[key] for key in ("min", "median", "p95", "p99", "n")),
+                        ]
+                    )
+    return json_path, csv_path
+
+
+async def _wait_serving(target: str, name: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with grpc.aio.insecure_channel(target) as channel:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                if await check_health(channel, deadline_s=1.0) == SERVING:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name} did not report SERVING within {START_TIMEOUT_S:.0f} s")
+
+
+@contextlib.asynccontextmanager
+async def _services(database_url: str, logs: Path) -> AsyncIterator[tuple[str, str]]:
+    """The writer and transformer as `raceday serve` processes; yields their gRPC targets."""
+    supervisor = Supervisor()
+    targets: dict[str, str] = {}
+    try:
+        for service in ("writer", "transformer"):
+            port = free_port()
+            env = {
+                **os.environ,
+                "RACEDAY_DATABASE_URL": database_url,
+                f"RACEDAY_{service.upper()}_PORT": str(port),
+                f"RACEDAY_{service.upper()}_METRICS_PORT": str(free_port()),
+                "RACEDAY_LOG_LEVEL": "WARNING",
+            }
+            await supervisor.start(
+                ProcessSpec(
+                    service, [sys.executable, "-m", "services.cli", "serve", service], env, logs / service
+                )
+            )
+            targets[service] = f"127.0.0.1:{port}"
+            await _wait_serving(targets[service], service)
+        yield targets["writer"], targets["transformer"]
+    finally:
+        await supervisor.stop()
+
+
+async def _race_ids(tab: TabClient, writer: WriterServiceAsyncStub) -> list[str]:
+    fetched = await tab.fetch_meetings(nz_today())
+    if isinstance(fetched, FetchFailure):
+        raise RuntimeError(f"the simulated TAB's meetings failed: {fetched.kind} {fetched.message}")
+    request = writer_pb2.UpsertMeetingsRequest()
+    for item in fetched.meetings:
+        converted = meeting_with_races(item)
+        if converted is not None:
+            request.meetings.append(converted)
+    await writer.UpsertMeetings(request, timeout=30.0)
+    return [race.race_id for entry in request.meetings for race in entry.races]
+
+
+async def _measure(
+    pipeline: RacePipeline, race_ids: list[str], batch: int, warmup: int, iterations: int
+) -> Scenario:
+    scenario = Scenario(batch)
+    cursor = 0
+    for round_number in range(warmup + iterations):
+        chosen = [race_ids[(cursor + i) % len(race_ids)] for i in range(batch)]
+        cursor += batch
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(pipeline.poll(race, fetch_budget_s=FETCH_BUDGET_S) for race in chosen)
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if round_number >= warmup:
+            scenario.polls.extend(results)
+            scenario.round_ms.append(elapsed_ms)
+    return scenario
+
+
+async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
+    with tempfile.TemporaryDirectory(prefix="raceday-bench-") as scratch:
+        scratch_path = Path(scratch)
+        database_url = configured_database_url(env)
+        if database_url is None:
+            print("bench pipeline: starting an embedded PostgreSQL in a temporary directory", flush=True)
+            database_url = await asyncio.to_thread(
+                start_embedded_postgres, scratch_path / "postgres", cleanup_mode="delete"
+            )
+        races_needed = max(batches)
+        tabsim = start_tabsim_process(
+            ["--scenario", "bench", "--meetings", "1", "--races", str(min(max(races_needed, 8), 30))],
+            env={**os.environ, "RACEDAY_LOG_LEVEL": "WARNING"},
+        )
+        try:
+            async with _services(database_url, scratch_path / "logs") as (writer_target, transformer_target):
+                tab_env = Env({**BENCH_IDENTIFICATION, "NZTAB_BASE_URL": tabsim.url})
+                async with TabClient(TabSettings.from_env(tab_env)) as tab:
+                    writer_channel = create_channel(writer_target)
+                    transformer_channel = create_channel(transformer_target)
+                    writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
+                    pipeline = RacePipeline(
+                        tab,
+                        transformer_pb2_grpc.TransformerServiceStub(transformer_channel),
+                        writer,
+                        clock=Clock(),
+                        deadlines=StageDeadlines(),
+                    )
+                    race_ids = await _race_ids(tab, writer)
+                    if len(race_ids) < races_needed:
+                        raise RuntimeError(
+                            f"the simulated TAB offers {len(race_ids)} races, {races_needed} needed"
+                        )
+                    print(f"bench pipeline: {len(race_ids)} open races; batches {batches}", flush=True)
+                    reports = []
+                    for batch in batches:
+                        print(f"bench pipeline: batch of {batch}, {args.iterations} rounds ...", flush=True)
+                        scenario = await _measure(pipeline, race_ids, batch, args.warmup, args.iterations)
+                        reports.append(_report(scenario))
+                        for failure in scenario.failures[:5]:
+                            print(
+                                f"  failed poll {failure.race_id}: {failure.failed_stage} "
+                                f"{failure.failure_kind} {failure.message}",
+                                file=sys.stderr,
+                            )
+                    await writer_channel.close()
+                    await transformer_channel.close()
+        finally:
+            tabsim.stop()
+    _print_report(reports)
+    json_path, csv_path = _write_files(args.out, reports)
+    print(f"bench pipeline: reports written to {json_path} and {csv_path}")
+    return _verdict(reports)
+
+
+def _verdict(reports: list[dict[str, Any]]) -> int:
+    failed = sum(report["failed"] for report in reports)
+    problems = [f"{failed} polls failed"] if failed else []
+    for report in reports:
+        median = report["stages_ms"]["total"].get("median") if report["batch"] == 1 else None
+        if median is not None and median > TARGET_SINGLE_MS:
+            problems.append(f"single-race median {median:.2f} ms is above {TARGET_SINGLE_MS} ms")
+        if report["batch"] == 5 and report["round_ms"]["median"] > TARGET_BATCH5_MS:
+            problems.append(
+                f"batch-of-5 median {report['round_ms']['median']:.2f} ms is above {TARGET_BATCH5_MS} ms"
+            )
+    for problem in problems:
+        print(f"bench pipeline: FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; exit 1 when any poll failed or a target was missed."""
+    env = Env()
+    with exit_on_config_error():
+        try:
+            batches = [int(part) for part in str(args.batches).split(",") if part.strip()]
+        except ValueError:
+            raise ConfigError("--batches", f"must be integers such as 1,5,20, got {args.batches!r}") from None
+        if not batches or any(batch < 1 for batch in batches):
+            raise ConfigError("--batches", "needs at least one positive batch size")
+        if args.iterations < 1 or args.warmup < 0:
+            raise ConfigError("--iterations", "must be at least 1 (and --warmup at least 0)")
+    return uvloop.run(_bench(args, batches, env))

@@ -1,0 +1,239 @@
+"""One race poll: fetch -> Transform -> WriteRaceUpdate, with deadlines and stage timings.
+
+The prior state a transform needs is the state as committed in the database: it
+is cached from the last successful write of this race and recovered from the
+writer's GetRaceState otherwise (after a restart). A failed write drops the
+cached state, so it is never advanced past what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import grpc
+
+from services.common.clock import Clock
+from services.common.logs import log_event
+from services.common.proto.raceday.v1 import (
+    race_pb2,
+    transformer_pb2,
+    writer_pb2,
+)
+from services.common.timestamps import ms_from_timestamp, timestamp_from_ms
+from services.fetcher import metrics
+from services.fetcher.tab_client import TabClient
+from services.fetcher.tab_results import EventFetch, FetchFailure
+
+if TYPE_CHECKING:
+    from services.common.proto.raceday.v1.transformer_pb2_grpc import TransformerServiceAsyncStub
+    from services.common.proto.raceday.v1.writer_pb2_grpc import WriterServiceAsyncStub
+
+logger = logging.getLogger(__name__)
+
+Stage = Literal["fetch", "state", "transform", "write"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageDeadlines:
+    """Per-call deadlines of the gRPC stages, in seconds."""
+
+    state_s: float = 2.0
+    transform_s: float = 2.0
+    write_s: float = 5.0
+
+
+@dataclass(slots=True)
+class PollResult:
+    """What one poll did: outcome, timings, and what the scheduler needs next."""
+
+    race_id: str
+    outcome: Literal["ok", "failed"]
+    failed_stage: Stage | None = None
+    failure_kind: str = ""
+    message: str = ""
+    not_found: bool = False
+    status: str | None = None
+    start_time_ms: int | None = None
+    polled_at_ms: int | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    quality_findings: int = 0
+    attempts: int = 0
+    payload_bytes: int = 0
+
+
+class RacePipeline:
+    """Runs polls of races through the transformer and the writer."""
+
+    def __init__(
+        self,
+        tab: TabClient,
+        transformer: TransformerServiceAsyncStub,
+        writer: WriterServiceAsyncStub,
+        *,
+        clock: Clock,
+        deadlines: StageDeadlines,
+    ) -> None:
+        self._tab = tab
+        self._transformer = transformer
+        self._writer = writer
+        self._clock = clock
+        self._deadlines = deadlines
+        self._states: dict[str, race_pb2.RaceState] = {}
+        self.last_success_ms: int | None = None
+
+    @property
+    def breaker_state(self) -> str:
+        """The TAB client's circuit-breaker state."""
+        return str(self._tab.breaker_state)
+
+    def forget(self, race_id: str) -> None:
+        """Drop the cached state of a race (it is re-read from the writer next time)."""
+        self._states.pop(race_id, None)
+
+    async def _prior_state(self, race_id: str) -> race_pb2.RaceState:
+        cached = self._states.get(race_id)
+        if cached is not None:
+            return cached
+        response: writer_pb2.GetRaceStateResponse = await self._writer.GetRaceState(
+            writer_pb2.GetRaceStateRequest(race_id=race_id), timeout=self._deadlines.state_s
+        )
+        if response.found:
+            return response.state
+        return race_pb2.RaceState(race_id=race_id)
+
+    async def poll(self, race_id: str, *, fetch_budget_s: float, baseline: bool = False) -> PollResult:
+        """Poll one race end to end; never raises for a failed stage (the result says what failed).
+
+        A baseline poll writes entities, pools and results only (no time series), so its
+        update's state is not cached: the committed state did not change.
+        """
+        result = PollResult(race_id=race_id, outcome="failed")
+        started = time.perf_counter()
+        state_task = asyncio.create_task(self._timed_state(race_id, result))
+        try:
+            fetched = await self._tab.fetch_event(race_id, budget_s=fetch_budget_s)
+            polled_at_ms = self._clock.now_ms()
+            result.timings_ms["fetch"] = (time.perf_counter() - started) * 1000
+            if isinstance(fetched, FetchFailure):
+                result.failed_stage, result.failure_kind = "fetch", fetched.kind
+                result.message = fetched.message
+                result.attempts = fetched.attempts
+                result.not_found = fetched.http_status == 404
+                return result
+            result.attempts = fetched.attempts
+            result.payload_bytes = len(fetched.payload)
+            try:
+                prior = await state_task
+            except grpc.aio.AioRpcError as exc:
+                result.failed_stage, result.failure_kind = "state", exc.code().name.lower()
+                result.message = exc.details() or ""
+                return result
+            await self._transform_and_write(fetched, polled_at_ms, prior, result, baseline=baseline)
+            return result
+        finally:
+            if not state_task.done():
+                state_task.cancel()
+            result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+            for stage, ms in result.timings_ms.items():
+                metrics.POLL_STAGE_SECONDS.labels(stage).observe(ms / 1000)
+
+    async def _timed_state(self, race_id: str, result: PollResult) -> race_pb2.RaceState:
+        started = time.perf_counter()
+        try:
+            return await self._prior_state(race_id)
+        finally:
+            result.timings_ms["state"] = (time.perf_counter() - started) * 1000
+
+    async def _transform_and_write(
+        self,
+        fetched: EventFetch,
+        polled_at_ms: int,
+        prior: race_pb2.RaceState,
+        result: PollResult,
+        *,
+        baseline: bool,
+    ) -> None:
+        race_id = result.race_id
+        started = time.perf_counter()
+        try:
+            transformed: transformer_pb2.TransformResponse = await self._transformer.Transform(
+                transformer_pb2.TransformRequest(
+                    payload=fetched.payload, polled_at=timestamp_from_ms(polled_at_ms), prior_state=prior
+                ),
+                timeout=self._deadlines.transform_s,
+            )
+        except grpc.aio.AioRpcError as exc:
+            result.timings_ms["transform"] = (time.perf_counter() - started) * 1000
+            result.failed_stage, result.failure_kind = "transform", exc.code().name.lower()
+            result.message = (exc.details() or "")[:200]
+            return
+        result.timings_ms["transform"] = (time.perf_counter() - started) * 1000
+        update = transformed.update
+        started = time.perf_counter()
+        try:
+            written: writer_pb2.WriteRaceUpdateResponse = await self._writer.WriteRaceUpdate(
+                writer_pb2.WriteRaceUpdateRequest(update=update, baseline=baseline),
+                timeout=self._deadlines.write_s,
+            )
+        except grpc.aio.AioRpcError as exc:
+            # What was committed is unknown: re-read the state from the database next time.
+            self.forget(race_id)
+            result.timings_ms["write"] = (time.perf_counter() - started) * 1000
+            result.failed_stage, result.failure_kind = "write", exc.code().name.lower()
+            result.message = (exc.details() or "")[:200]
+            return
+        result.timings_ms["write"] = (time.perf_counter() - started) * 1000
+        if not baseline:
+            self._states[race_id] = update.state
+            self.last_success_ms = polled_at_ms
+        result.outcome = "ok"
+        result.polled_at_ms = polled_at_ms
+        result.status = update.race.status
+        result.start_time_ms = ms_from_timestamp(update.race.start_time)
+        result.quality_findings = len(update.quality)
+        for finding in update.quality:
+            metrics.QUALITY_FINDINGS.labels(finding.check).inc()
+        result.rows = {
+            "entrants": written.entrants_written,
+            "money_flow": written.money_flow_rows,
+            "odds": written.odds_rows,
+            "pools": int(written.pools_written),
+            "results": int(written.results_written),
+        }
+
+
+def log_poll(result: PollResult, **context: object) -> None:
+    """The one structured `race_poll` line per poll (never the payload)."""
+    level = logging.INFO if result.outcome == "ok" else logging.WARNING
+    if result.timings_ms.get("total", 0.0) > 2000:
+        level = logging.WARNING
+    log_event(
+        logger,
+        "race_poll",
+        level,
+        race_id=result.race_id,
+        outcome=result.outcome,
+        failed_stage=result.failed_stage,
+        failure_kind=result.failure_kind or None,
+        detail=result.message or None,
+        status=result.status,
+        fetch_ms=_round(result.timings_ms.get("fetch")),
+        state_ms=_round(result.timings_ms.get("state")),
+        transform_ms=_round(result.timings_ms.get("transform")),
+        write_ms=_round(result.timings_ms.get("write")),
+        total_ms=_round(result.timings_ms.get("total")),
+        attempts=result.attempts,
+        payload_bytes=result.payload_bytes,
+        rows=result.rows,
+        quality_findings=result.quality_findings,
+        **context,
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,188 @@
+"""The meetings list: page decoding, per-item validation, the baseline filter.
+
+Spec nztab-api §3.1, §5.1-5.2 and §9.6.
+
+Validation covers only what is consumed. A meeting or race summary whose required
+fields are unusable is dropped with a warning naming the field path, the expected
+type and the value; an optional field of the wrong type is removed (read as absent)
+with the same warning. Everything else in an item is passed through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Final
+
+from services.common.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+# (field, expected type name, check) for optional members; wrong types are removed.
+_OPTIONAL_MEETING: Final[tuple[tuple[str, str, Callable[[Any], bool]], ...]] = (
+    ("category_name", "string", lambda v: isinstance(v, str)),
+    ("state", "string", lambda v: isinstance(v, str)),
+    ("track_condition", "string", lambda v: isinstance(v, str)),
+    ("tote_status", "string", lambda v: isinstance(v, str)),
+    ("tote_meeting_number", "integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("tote_raceday_date", "string", lambda v: isinstance(v, str)),
+)
+_OPTIONAL_RACE: Final[tuple[tuple[str, str, Callable[[Any], bool]], ...]] = (
+    ("name", "string", lambda v: isinstance(v, str)),
+    ("status", "string", lambda v: isinstance(v, str)),
+    ("distance", "integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("track_condition", "string", lambda v: isinstance(v, str)),
+    ("weather", "string", lambda v: isinstance(v, str)),
+    ("country", "string", lambda v: isinstance(v, str)),
+    ("state", "string", lambda v: isinstance(v, str)),
+    ("tote_start_time", "string", lambda v: isinstance(v, str)),
+    ("protest", "boolean", lambda v: isinstance(v, bool)),
+    ("protest_reason", "string", lambda v: isinstance(v, str)),
+)
+
+
+class PageDecodeError(ValueError):
+    """The body is not JSON."""
+
+
+class PageSchemaError(ValueError):
+    """Valid JSON without a usable `data.meetings`."""
+
+
+def decode_page(body: bytes) -> list[Any]:
+    """`data.meetings` of one page (null reads as no meetings)."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PageDecodeError(f"meetings page is not JSON: {exc}") from None
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict) or "meetings" not in data:
+        raise PageSchemaError("meetings page has no data.meetings")
+    meetings = data["meetings"]
+    if meetings is None:
+        return []
+    if not isinstance(meetings, list):
+        raise PageSchemaError(f"data.meetings must be an array, got {type(meetings).__name__}")
+    return meetings
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """Counts of what validation dropped."""
+
+    dropped_meetings: int = 0
+    dropped_races: int = 0
+    removed_fields: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _warn(report: ValidationReport, path: str, expected: str, value: Any, action: str) -> None:
+    excerpt = repr(value)
+    excerpt = excerpt if len(excerpt) <= 100 else excerpt[:97] + "..."
+    report.problems.append(path)
+    log_event(
+        logger,
+        "tab_item_invalid",
+        logging.WARNING,
+        path=path,
+        expected=expected,
+        value=excerpt,
+        action=action,
+    )
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_iso_date(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) < 10:
+        return False
+    try:
+        date.fromisoformat(value[:10])
+    except ValueError:
+        return False
+    return True
+
+
+def _is_instant(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def validate_race(item: Any, path: str, report: ValidationReport) -> dict[str, Any] | None:
+    """A race summary with usable id, number and start; None (and a warning) otherwise."""
+    if not isinstance(item, dict):
+        _warn(report, path, "object", item, "race dropped")
+        return None
+    for name, expected, check in (
+        ("id", "non-empty string", _text),
+        ("race_number", "integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        ("start_time", "RFC 3339 instant", _is_instant),
+    ):
+        if not check(item.get(name)):
+            _warn(report, f"{path}.{name}", expected, item.get(name), "race dropped")
+            return None
+    return _strip_optional(item, path, _OPTIONAL_RACE, report)
+
+
+def validate_meeting(item: Any, path: str, report: ValidationReport) -> dict[str, Any] | None:
+    """A meeting with usable id, name, date, country and category, its bad race summaries removed."""
+    if not isinstance(item, dict):
+        _warn(report, path, "object", item, "meeting dropped")
+        return None
+    for name, expected, check in (
+        ("meeting", "non-empty string", _text),
+        ("name", "non-empty string", _text),
+        ("date", "date string (YYYY-MM-DD...)", _is_iso_date),
+        ("country", "non-empty string", _text),
+        ("category", "non-empty string", _text),
+    ):
+        if not check(item.get(name)):
+            _warn(report, f"{path}.{name}", expected, item.get(name), "meeting dropped")
+            return None
+    meeting = _strip_optional(item, path, _OPTIONAL_MEETING, report)
+    races = item.get("races")
+    if races is None:
+        meeting["races"] = []
+    elif not isinstance(races, list):
+        _warn(report, f"{path}.races", "array", races, "races ignored")
+        meeting["races"] = []
+    else:
+        kept = []
+        for index, race in enumerate(races):
+            valid = validate_race(race, f"{path}.races[{index}]", report)
+            if valid is None:
+                report.dropped_races += 1
+            else:
+                kept.append(valid)
+        meeting["races"] = kept
+    return meeting
+
+
+def _strip_optional(
+    item: dict[str, Any],
+    path: str,
+    optional: Iterable[tuple[str, str, Callable[[Any], bool]]],
+    report: ValidationReport,
+) -> dict[str, Any]:
+    result = dict(item)
+    for name, expected, check in optional:
+        value = result.get(name)
+        if value is not None and not check(value):
+            _warn(report, f"{path}.{name}", expected, value, "field ignored")
+            report.removed_fields += 1
+            del result[name]
+    return result
+
+
+def keep_meeting(meeting: dict[str, Any], countries: Iterable[str], categories: Iterable[str]) -> bool:
+    """The baseline filter: country and category in the configured sets (e.g. NZ/AUS, T/H)."""
+    return meeting.get("country") in set(countries) and meeting.get("category") in set(categories)

@@ -1,0 +1,140 @@
+"""The simulator's mutable state: clock, scenario, fault knobs and the request log."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from services.tabsim.clock import NS_PER_S, SimClock
+from services.tabsim.config import TabSimConfig
+from services.tabsim.event import EventRenderer
+from services.tabsim.faults import Faults
+from services.tabsim.scenario import Day, ScenarioConfig, build_day
+
+# Request headers the log keeps (so tests can prove identification is sent verbatim).
+LOGGED_HEADERS = ("from", "x-partner", "x-partner-id", "user-agent", "accept", "accept-encoding")
+
+
+@dataclass(slots=True)
+class LoggedRequest:
+    """One request as received, and what the simulator answered."""
+
+    seq: int
+    method: str
+    path: str
+    query: str
+    route: str
+    race_id: str | None
+    headers: dict[str, str | None]
+    received_at_ns: int
+    sim_time_ns: int
+    status: int = 0
+    fault: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as JSON for the admin API."""
+        return {
+            "seq": self.seq,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "route": self.route,
+            "race_id": self.race_id,
+            "headers": self.headers,
+            "received_at_ms": self.received_at_ns // 1_000_000,
+            "sim_time_ms": self.sim_time_ns // 1_000_000,
+            "status": self.status,
+            "fault": self.fault,
+        }
+
+
+class RequestLog:
+    """The last N requests plus counters per route and per (route, status)."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: deque[LoggedRequest] = deque(maxlen=size)
+        self._seq = 0
+        self.by_route: Counter[str] = Counter()
+        self.by_status: Counter[str] = Counter()
+
+    def add(self, entry: LoggedRequest) -> None:
+        """Append an entry (its status is filled in when the response is known)."""
+        self._entries.append(entry)
+
+    def next_seq(self) -> int:
+        """A sequence number for the next entry."""
+        self._seq += 1
+        return self._seq
+
+    def finish(self, entry: LoggedRequest, status: int, fault: str | None) -> None:
+        """Record the response of an entry and count it."""
+        entry.status = status
+        entry.fault = fault
+        self.by_route[entry.route] += 1
+        self.by_status[f"{entry.route}:{status}"] += 1
+
+    def clear(self) -> None:
+        """Forget every entry and counter."""
+        self._entries.clear()
+        self.by_route.clear()
+        self.by_status.clear()
+
+    def to_json(self, limit: int | None = None, route: str | None = None) -> dict[str, Any]:
+        """The log as JSON: counters and the latest entries (oldest first)."""
+        entries = [e for e in self._entries if route is None or e.route == route]
+        if limit is not None:
+            entries = entries[-limit:] if limit > 0 else []
+        return {
+            "total": sum(self.by_route.values()),
+            "counters": dict(self.by_route),
+            "by_status": dict(self.by_status),
+            "requests": [entry.to_json() for entry in entries],
+        }
+
+
+class SimState:
+    """What the routes read and the admin API changes."""
+
+    def __init__(self, config: TabSimConfig) -> None:
+        self.config = config
+        self.clock = SimClock(
+            speed=config.speed,
+            now_ns=config.now_ns,
+            offset_s=config.offset_s,
+            anchor_ns=config.clock_anchor_ns,
+        )
+        self.initial_faults = Faults.from_json(config.faults)
+        self.faults = Faults.from_json(config.faults)
+        self.fault_rng = random.Random(f"faults|{config.seed}")
+        self.renderer = EventRenderer()
+        self.log = RequestLog(config.request_log_size)
+        self.seed = config.seed
+        self.scenario = config.scenario
+        self.day: Day | None = None
+        if not config.replay:
+            self.rebuild()
+
+    @property
+    def replay(self) -> bool:
+        """True when serving the recorded responses verbatim."""
+        return self.config.replay
+
+    def rebuild(
+        self, *, seed: int | None = None, scenario: ScenarioConfig | None = None, anchor_ns: int | None = None
+    ) -> Day:
+        """Lay out a new day around the current (or given) simulated instant."""
+        if seed is not None:
+            self.seed = seed
+        if scenario is not None:
+            self.scenario = scenario
+        anchor = (anchor_ns if anchor_ns is not None else self.clock.now_ns()) // NS_PER_S
+        self.day = build_day(self.seed, self.scenario, anchor)
+        self.renderer = EventRenderer()
+        return self.day
+
+    def reset(self) -> None:
+        """Faults back to their start-up settings and an empty request log."""
+        self.faults = Faults.from_json(self.initial_faults.to_json())
+        self.log.clear()

@@ -1,0 +1,81 @@
+"""A whole Raceday stack started with `raceday up` on an accelerated simulated race day."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from services.common.database import with_database_name
+from tests.conftest import free_port
+from tests.e2e.stack import Process, http_get, start_process, wait_for
+
+SIM_SPEED = 30
+
+
+@dataclass
+class Stack:
+    """A running `raceday up` and where to reach its parts."""
+
+    up: Process
+    database_url: str
+    http_port: int
+    fetcher_metrics_port: int
+    tabsim_port: int
+
+    def fetcher_metrics(self) -> str:
+        """The fetcher's /metrics text ("" while it is down)."""
+        return http_get(f"http://127.0.0.1:{self.fetcher_metrics_port}/metrics")[1]
+
+
+@pytest.fixture(scope="module")
+def module_database_url(pg_server_url: str) -> Iterator[str]:
+    """A database shared by the tests of one module, dropped afterwards."""
+    name = f"raceday_e2e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database_name(pg_server_url, name)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def stack(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`raceday up --sim-speed 30` with every port free and its own database."""
+    tmp: Path = tmp_path_factory.mktemp("up")
+    http_port, tabsim_port, fetcher_metrics = free_port(), free_port(), free_port()
+    env = {
+        "RACEDAY_DATABASE_URL": module_database_url,
+        "RACEDAY_DATA_DIR": str(tmp / "data"),
+        "RACEDAY_FETCHER_METRICS_PORT": str(fetcher_metrics),
+        "SCHED_EVALUATE_EVERY_S": "30",
+    }
+    for service in ("fetcher", "transformer", "writer", "gateway"):
+        env[f"RACEDAY_{service.upper()}_PORT"] = str(free_port())
+        if service != "fetcher":
+            env[f"RACEDAY_{service.upper()}_METRICS_PORT"] = str(free_port())
+    up = start_process(
+        ["up", "--http-port", str(http_port), "--sim-port", str(tabsim_port), "--sim-speed", str(SIM_SPEED)],
+        env,
+        tmp / "up.log",
+    )
+    running = Stack(up, module_database_url, http_port, fetcher_metrics, tabsim_port)
+    try:
+        wait_for(
+            lambda: "dashboard:" in up.log() or up.popen.poll() is not None,
+            120,
+            "raceday up to report the dashboard",
+        )
+        assert up.popen.poll() is None, up.log()
+        yield running
+    finally:
+        code = up.stop(timeout_s=40)
+        print(up.log()[-5000:])
+        assert code == 0, f"raceday up exited {code}"

@@ -1,0 +1,104 @@
+"""End to end: a simulated race day through `raceday up`, read back from PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psycopg
+
+from tests.e2e.conftest import Stack
+from tests.e2e.stack import (
+    duplicate_poll_rows,
+    increment_invariant_violations,
+    metric_values,
+    service_pid,
+    table_counts,
+    wait_for,
+)
+
+TABLES = ("meetings", "races", "entrants", "race_pools", "race_results", "money_flow_history", "odds_history")
+
+
+def _final_races_polled(database_url: str) -> int:
+    """Races that reached final while being polled with money flow."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM races r WHERE r.status = 'final' AND EXISTS "
+            "(SELECT 1 FROM money_flow_history m WHERE m.race_id = r.race_id "
+            " AND m.event_timestamp >= r.start_time - interval '1 day' "
+            " AND m.event_timestamp < r.start_time + interval '1 day')"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _polls(stack: Stack, outcome: str) -> float:
+    samples = metric_values(stack.fetcher_metrics(), "raceday_polls_total")
+    return sum(value for labels, value in samples.items() if f'outcome="{outcome}"' in labels)
+
+
+def test_a_race_day_fills_every_table(stack: Stack) -> None:
+    wait_for(lambda: _final_races_polled(stack.database_url) >= 2, 300, "two races polled through to final")
+    counts = table_counts(stack.database_url)
+    assert all(counts[table] > 0 for table in TABLES), counts
+    assert increment_invariant_violations(stack.database_url) == []
+    with psycopg.connect(stack.database_url) as conn:
+        missing_results = conn.execute(
+            "SELECT race_id FROM races r WHERE status = 'final' "
+            "AND NOT EXISTS (SELECT 1 FROM race_results x WHERE x.race_id = r.race_id)"
+        ).fetchall()
+        partitions_ok = conn.execute(
+            "SELECT bool_and(tableoid::regclass::text = 'money_flow_history_' || "
+            "to_char(event_timestamp AT TIME ZONE 'Pacific/Auckland', 'YYYY_MM_DD')) FROM money_flow_history"
+        ).fetchone()
+        baselines = conn.execute(
+            "SELECT max(n) FROM (SELECT count(*) FILTER (WHERE is_baseline) n FROM money_flow_history "
+            "GROUP BY entrant_id) b"
+        ).fetchone()
+    assert missing_results == []
+    assert partitions_ok == (True,)
+    assert baselines == (1,), "each entrant has exactly one baseline row"
+    missed = metric_values(stack.fetcher_metrics(), "raceday_missed_polls_total")
+    assert missed.get('{tier="15s"}', 0.0) == 0.0, missed
+
+
+def test_killing_the_transformer_loses_and_duplicates_nothing(stack: Stack) -> None:
+    pid = service_pid(stack.up.popen.pid, "transformer")
+    assert pid is not None
+    ok_before = _polls(stack, "ok")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _polls(stack, "failed") > 0, 60, "polls failing while the transformer is down")
+    wait_for(
+        lambda: service_pid(stack.up.popen.pid, "transformer") not in (None, pid),
+        60,
+        "the transformer restarted",
+    )
+    wait_for(lambda: _polls(stack, "ok") > ok_before + 10, 120, "polls to resume after the restart")
+    failed = metric_values(stack.fetcher_metrics(), "raceday_polls_total")
+    assert any('outcome="failed"' in labels and value > 0 for labels, value in failed.items())
+    assert duplicate_poll_rows(stack.database_url) == 0
+    assert increment_invariant_violations(stack.database_url) == []
+
+
+def test_restarting_the_fetcher_continues_from_stored_state(stack: Stack) -> None:
+    pid = service_pid(stack.up.popen.pid, "fetcher")
+    assert pid is not None
+    rows_before = table_counts(stack.database_url)["money_flow_history"]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(
+        lambda: service_pid(stack.up.popen.pid, "fetcher") not in (None, pid), 60, "the fetcher restarted"
+    )
+    wait_for(
+        lambda: table_counts(stack.database_url)["money_flow_history"] > rows_before + 50,
+        180,
+        "money flow written by the restarted fetcher",
+    )
+    assert duplicate_poll_rows(stack.database_url) == 0
+    assert increment_invariant_violations(stack.database_url) == []
+    with psycopg.connect(stack.database_url) as conn:
+        baselines = conn.execute(
+            "SELECT max(n) FROM (SELECT count(*) FILTER (WHERE is_baseline) n FROM money_flow_history "
+            "GROUP BY entrant_id) b"
+        ).fetchone()
+    assert baselines == (1,), "a restarted fetcher must not write a second baseline for an entrant"
