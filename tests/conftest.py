@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +22,20 @@ __all__ = ["FIXTURES", "free_port"]
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_server_url() -> Iterator[str]:
     """A PostgreSQL server: RACEDAY_TEST_DATABASE_URL when set, else an embedded one in a temp dir."""
     url = os.environ.get("RACEDAY_TEST_DATABASE_URL", "").strip()
     if url:
-        return url
-    return start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        yield url
+        return
+    # Run as root, the embedded server drops to its own user, which must reach the data directory:
+    # pytest's temp root is private (0700), so use a traversable directory of our own.
+    scratch = Path(tempfile.mkdtemp(prefix="raceday-test-pg-"))
+    scratch.chmod(0o755)
+    try:
+        yield start_embedded_postgres(scratch / "data", cleanup_mode="delete")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture

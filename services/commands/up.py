@@ -26,6 +26,7 @@ from services.common.config import ConfigError, Env, exit_on_config_error
 from services.common.database import configured_database_url, start_embedded_postgres
 from services.common.health import SERVING, check_health
 from services.common.logs import configure_logging
+from services.common.proto.raceday.v1 import fetcher_pb2, fetcher_pb2_grpc
 from services.common.settings import (
     DEFAULT_GRPC_PORTS,
     DEFAULT_HTTP_PORT,
@@ -36,6 +37,7 @@ from services.common.settings import (
 from services.common.supervisor import ProcessSpec, Supervisor
 
 START_TIMEOUT_S = 60.0
+PROGRESS_EVERY_S = 30.0
 # Dependencies first: the fetcher waits for the writer and transformer, the gateway serves the writer's data.
 START_ORDER: tuple[ServiceName, ...] = ("writer", "transformer", "fetcher", "gateway")
 DEFAULT_TABSIM_PORT = 8900
@@ -164,6 +166,28 @@ async def _wait_serving(name: str, port: int, supervisor: Supervisor) -> None:
     raise StartupError(f"{name} did not report SERVING within {START_TIMEOUT_S:.0f} s")
 
 
+async def _report_progress(fetcher_port: int, stop: asyncio.Event) -> None:
+    """Every PROGRESS_EVERY_S, one line from the fetcher's scheduler status."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{fetcher_port}") as channel:
+        stub = fetcher_pb2_grpc.FetcherServiceStub(channel)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PROGRESS_EVERY_S)
+                return
+            try:
+                status = await stub.GetSchedulerStatus(fetcher_pb2.GetSchedulerStatusRequest(), timeout=2.0)
+            except grpc.aio.AioRpcError as exc:
+                _say(f"fetcher status unavailable ({exc.code().name})")
+                continue
+            active = ", ".join(f"{tier.tier} {tier.active_races}" for tier in status.tiers)
+            polls = sum(tier.polls for tier in status.tiers)
+            missed = ", ".join(f"{tier.tier} {tier.missed_polls}" for tier in status.tiers)
+            _say(
+                f"races polled now: {active}; polls so far {polls}; "
+                f"missed: {missed}; TAB circuit {status.circuit_state}"
+            )
+
+
 async def _up(plan: Plan, env: Env) -> int:
     base_env = dict(os.environ)
     raceday = [sys.executable, "-m", "services.cli"]
@@ -232,7 +256,10 @@ async def _up(plan: Plan, env: Env) -> int:
             await _wait_serving(service, port, supervisor)
         _say(f"all services are up; logs in {logs_dir}" if not plan.verbose else "all services are up")
         _say(f"dashboard: http://127.0.0.1:{plan.http_port}/   (Ctrl-C to stop)")
+        fetcher_port = env.port("RACEDAY_FETCHER_PORT", DEFAULT_GRPC_PORTS["fetcher"])
+        reporter = asyncio.create_task(_report_progress(fetcher_port, stop))
         await stop.wait()
+        reporter.cancel()
         _say("stopping")
     except StartupError as exc:
         _say(f"error: {exc}")

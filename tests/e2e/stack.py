@@ -123,35 +123,49 @@ def table_counts(database_url: str) -> dict[str, int]:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # type: ignore[index]
 
 
-def increment_invariant_violations(database_url: str) -> list[str]:
-    """Entrants whose increments over their effective buckets do not sum to their latest amounts.
+def _effective_rows(database_url: str) -> dict[str, list[tuple[int, int, int, int, bool]]]:
+    """Per entrant, the latest poll of each effective bucket (money-flow.md §7.1), highest bucket first.
 
-    Follows money-flow.md §7: the latest poll of each (entrant, bucket); buckets walked from the
-    highest value down, effective when newer than every effective bucket above.
+    Rows are (win_pool_amount, place_pool_amount, incremental_win, incremental_place, is_baseline).
     """
     query = """
         SELECT DISTINCT ON (entrant_id, time_interval)
                entrant_id, time_interval, event_timestamp, id, win_pool_amount, place_pool_amount,
-               incremental_win_amount, incremental_place_amount
+               incremental_win_amount, incremental_place_amount, is_baseline
         FROM money_flow_history
         ORDER BY entrant_id, time_interval, event_timestamp DESC, id DESC
     """
-    by_entrant: dict[str, list[tuple[int, float, int, int, int, int, int]]] = defaultdict(list)
+    latest: dict[str, list[tuple[int, float, int, tuple[int, int, int, int, bool]]]] = defaultdict(list)
     with psycopg.connect(database_url) as conn:
-        for entrant, bucket, stamp, row_id, win, place, inc_win, inc_place in conn.execute(query):
-            by_entrant[entrant].append((bucket, stamp.timestamp(), row_id, win, place, inc_win, inc_place))
-    violations = []
-    for entrant, rows in by_entrant.items():
-        effective = []
-        newest = float("-inf"), -1
-        for _bucket, stamp, row_id, win, place, inc_win, inc_place in sorted(rows, key=lambda r: -r[0]):
+        for entrant, bucket, stamp, row_id, win, place, inc_win, inc_place, baseline in conn.execute(query):
+            latest[entrant].append(
+                (bucket, stamp.timestamp(), row_id, (win, place, inc_win, inc_place, baseline))
+            )
+    effective: dict[str, list[tuple[int, int, int, int, bool]]] = {}
+    for entrant, rows in latest.items():
+        chosen = []
+        newest = (float("-inf"), -1)
+        for _bucket, stamp, row_id, values in sorted(rows, key=lambda r: -r[0]):
             if (stamp, row_id) > newest:
-                effective.append((win, place, inc_win, inc_place))
+                chosen.append(values)
                 newest = (stamp, row_id)
-        latest = effective[-1]
-        if sum(r[2] for r in effective) != latest[0] or sum(r[3] for r in effective) != latest[1]:
+        effective[entrant] = chosen
+    return effective
+
+
+def increment_invariant_violations(database_url: str) -> list[str]:
+    """Entrants whose increments over their effective buckets do not sum to their latest amounts."""
+    violations = []
+    for entrant, rows in _effective_rows(database_url).items():
+        latest = rows[-1]
+        if sum(r[2] for r in rows) != latest[0] or sum(r[3] for r in rows) != latest[1]:
             violations.append(entrant)
     return violations
+
+
+def baselines_per_entrant(database_url: str) -> set[int]:
+    """How many of each entrant's effective buckets are baselines (exactly one when state was kept)."""
+    return {sum(1 for row in rows if row[4]) for rows in _effective_rows(database_url).values()}
 
 
 def duplicate_poll_rows(database_url: str) -> int:

@@ -1,0 +1,125 @@
+"""Two fetcher shards against one simulated TAB, writer and transformer poll every race exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+
+import grpc
+
+from services.common.clock import Clock, real_now_ms
+from services.common.config import Env
+from services.common.health import SERVING, check_health
+from services.common.nztime import from_epoch_ms, nz_date
+from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
+from services.common.timestamps import timestamp_from_ms
+from services.fetcher.meetings import meeting_with_races
+from services.fetcher.tab_client import TabClient
+from services.fetcher.tab_results import FetchFailure
+from services.fetcher.tab_settings import TabSettings
+from services.tabsim.config import TabSimConfig
+from services.tabsim.server import run_tabsim
+from tests.conftest import free_port
+from tests.e2e.stack import Process, start_process
+
+SPEED = 20.0
+EVENT_ROUTE = "events"
+
+
+async def _wait_serving(port: int) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for _ in range(300):
+            try:
+                if await check_health(channel, deadline_s=1.0) == SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"service on port {port} never reported SERVING")
+
+
+async def test_two_shards_poll_every_race_exactly_once(fresh_database_url: str, tmp_path: Path) -> None:
+    clock = Clock(speed=SPEED, anchor_ms=real_now_ms())
+    config = TabSimConfig(port=0, speed=SPEED, clock_anchor_ns=clock.anchor_ms * 1_000_000)
+    processes: list[Process] = []
+    async with run_tabsim(config) as tabsim:
+        try:
+            ports = {"writer": free_port(), "transformer": free_port()}
+            common = {
+                "RACEDAY_DATABASE_URL": fresh_database_url,
+                "RACEDAY_WRITER_ADDR": f"127.0.0.1:{ports['writer']}",
+                "RACEDAY_TRANSFORMER_ADDR": f"127.0.0.1:{ports['transformer']}",
+                "NZTAB_BASE_URL": tabsim.url,
+                "NZTAB_FROM": "shards@example.co.nz",
+                "NZTAB_PARTNER": "Raceday shard test",
+                **clock.env(),
+            }
+            for service, port in ports.items():
+                env = {
+                    **common,
+                    f"RACEDAY_{service.upper()}_PORT": str(port),
+                    f"RACEDAY_{service.upper()}_METRICS_PORT": str(free_port()),
+                }
+                processes.append(start_process(["serve", service], env, tmp_path / f"{service}.log"))
+                await _wait_serving(port)
+
+            # Seed the day's races (the baseline's first step) so both shards see the same candidates.
+            tab_env = Env({**common, "NZTAB_PARTNER_ID": "seeder"})
+            async with TabClient(TabSettings.from_env(tab_env)) as tab:
+                fetched = await tab.fetch_meetings(nz_date(from_epoch_ms(clock.now_ms())))
+            assert not isinstance(fetched, FetchFailure), fetched
+            request = writer_pb2.UpsertMeetingsRequest()
+            for item in fetched.meetings:
+                converted = meeting_with_races(item)
+                assert converted is not None
+                request.meetings.append(converted)
+            async with grpc.aio.insecure_channel(common["RACEDAY_WRITER_ADDR"]) as channel:
+                writer = writer_pb2_grpc.WriterServiceStub(channel)
+                await writer.UpsertMeetings(request, timeout=10)
+                schedulable = await writer.ListSchedulableRaces(
+                    writer_pb2.ListSchedulableRacesRequest(
+                        lookahead_minutes=90,
+                        post_start_max_minutes=120,
+                        now=timestamp_from_ms(clock.now_ms()),
+                    ),
+                    timeout=10,
+                )
+            candidates = {race.race_id for race in schedulable.races}
+            assert len(candidates) >= 4
+
+            for shard in range(2):
+                env = {
+                    **common,
+                    "NZTAB_PARTNER_ID": f"shard-{shard}",
+                    "RACEDAY_FETCHER_SHARD": f"{shard}/2",
+                    "RACEDAY_FETCHER_DAY_JOBS_ENABLED": "false",
+                    "RACEDAY_FETCHER_PORT": str(free_port()),
+                    "RACEDAY_FETCHER_METRICS_PORT": str(free_port()),
+                }
+                processes.append(start_process(["serve", "fetcher"], env, tmp_path / f"fetcher-{shard}.log"))
+
+            pollers: dict[str, set[str]] = defaultdict(set)
+
+            def observe() -> None:
+                for entry in tabsim.state.log.to_json(route=EVENT_ROUTE)["requests"]:
+                    if entry["race_id"] and entry["status"] == 200:
+                        pollers[entry["race_id"]].add(str(entry["headers"].get("x-partner-id")))
+
+            for _ in range(600):
+                observe()
+                if candidates <= set(pollers) and all(len(p) >= 1 for p in pollers.values()):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3)  # more polling rounds: a second shard must never join in
+            observe()
+        finally:
+            for process in reversed(processes):
+                process.stop()
+
+    assert candidates <= set(pollers), f"never polled: {candidates - set(pollers)}"
+    assert all(len(by) == 1 for by in pollers.values()), {
+        race: by for race, by in pollers.items() if len(by) > 1
+    }
+    by_shard = {next(iter(by)) for by in pollers.values()}
+    assert by_shard == {"shard-0", "shard-1"}
