@@ -222,10 +222,9 @@ async def _measure(
     pipeline: RacePipeline, race_ids: list[str], batch: int, warmup: int, iterations: int
 ) -> Scenario:
     scenario = Scenario(batch)
-    cursor = 0
+    # The same races every round, as the scheduler polls them: the warm-up rounds are their first polls.
+    chosen = race_ids[:batch]
     for round_number in range(warmup + iterations):
-        chosen = [race_ids[(cursor + i) % len(race_ids)] for i in range(batch)]
-        cursor += batch
         started = time.perf_counter()
         results = await asyncio.gather(
             *(pipeline.poll(race, fetch_budget_s=FETCH_BUDGET_S) for race in chosen)

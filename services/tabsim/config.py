@@ -32,7 +32,8 @@ class TabSimConfig:
     clock_anchor_ns: int | None = None
     replay: bool = False
     faults: Mapping[str, Any] = field(default_factory=dict)
-    gzip_level: int = 5
+    # Level 1: the simulator answers quickly (payloads are ~400 KB); clients see the same gzip format.
+    gzip_level: int = 1
     request_log_size: int = 5000
 
     def __post_init__(self) -> None:
@@ -71,7 +72,7 @@ class TabSimConfig:
             now_ns=env.parsed("TABSIM_NOW", None, parse_instant_ns),
             replay=env.flag("TABSIM_REPLAY", False),
             faults=faults,
-            gzip_level=env.integer("TABSIM_GZIP_LEVEL", 5, minimum=0, maximum=9),
+            gzip_level=env.integer("TABSIM_GZIP_LEVEL", 1, minimum=0, maximum=9),
         )
 
 
