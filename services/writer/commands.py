@@ -1,0 +1,140 @@
+"""`raceday migrate` and `raceday partitions`: the writer's operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import timedelta
+
+import psycopg
+
+from services.common.config import Env, exit_on_config_error
+from services.common.database import database_url
+from services.common.logs import configure_logging
+from services.common.nztime import nz_today
+from services.writer.db import connect
+from services.writer.migrate import MigrationError, applied_versions, apply_migrations
+from services.writer.partitions import (
+    PartitionError,
+    apply_retention,
+    bound_literal,
+    ensure_partitions,
+    list_partitions,
+)
+from services.writer.settings import WriterSettings
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `migrate` and `partitions`."""
+    migrate = subparsers.add_parser(
+        "migrate",
+        help="apply pending database migrations and report",
+        description="Apply the writer's versioned SQL migrations (idempotent; concurrent runs wait).",
+    )
+    migrate.set_defaults(handler=run_migrate)
+    partitions = subparsers.add_parser(
+        "partitions",
+        help="list time-series partitions and ensure the upcoming ones",
+        description=(
+            "Ensure today's and the next NZ days' partitions of money_flow_history and odds_history, "
+            "then list every partition (NZ date, bounds, estimated rows)."
+        ),
+    )
+    partitions.add_argument(
+        "--days-ahead", type=int, default=1, help="ensure today and this many following NZ days (default 1)"
+    )
+    partitions.add_argument("--list-only", action="store_true", help="only list; create nothing")
+    partitions.add_argument(
+        "--retention",
+        action="store_true",
+        help="also detach and drop partitions older than RETENTION_DAYS NZ days",
+    )
+    partitions.set_defaults(handler=run_partitions)
+
+
+def _settings() -> tuple[str, WriterSettings]:
+    env = Env()
+    with exit_on_config_error():
+        settings = WriterSettings.from_env(env)
+        configure_logging("writer", "WARNING")
+        url = database_url(env)
+    return url, settings
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """Apply migrations; exit 1 with a message when that is impossible."""
+    url, settings = _settings()
+    try:
+        return asyncio.run(_migrate(url, settings))
+    except (MigrationError, psycopg.Error) as exc:
+        print(f"raceday migrate: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _migrate(url: str, settings: WriterSettings) -> int:
+    conn = await connect(url, settings)
+    try:
+        report = await apply_migrations(conn)
+    finally:
+        await conn.close()
+    for migration, seconds in report.applied:
+        print(f"applied {migration.version:04d}_{migration.name} in {seconds * 1000:.1f} ms")
+    if report.unknown_applied:
+        print(f"warning: the database has migrations this code does not know: {list(report.unknown_applied)}")
+    if not report.applied:
+        print(f"schema up to date at version {report.version}")
+    else:
+        print(f"schema now at version {report.version}")
+    return 0
+
+
+def run_partitions(args: argparse.Namespace) -> int:
+    """Ensure, optionally apply retention, then list."""
+    if args.days_ahead < 0 or args.days_ahead > 60:
+        print("raceday partitions: --days-ahead must be 0..60", file=sys.stderr)
+        return 2
+    url, settings = _settings()
+    try:
+        return asyncio.run(_partitions(url, settings, args.days_ahead, args.list_only, args.retention))
+    except (PartitionError, psycopg.Error) as exc:
+        print(f"raceday partitions: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _partitions(
+    url: str, settings: WriterSettings, days_ahead: int, list_only: bool, retention: bool
+) -> int:
+    conn = await connect(url, settings, lock_timeout_ms=3000)
+    try:
+        if not await applied_versions(conn):
+            print(
+                "raceday partitions: the schema is not migrated; run `raceday migrate` first", file=sys.stderr
+            )
+            return 1
+        today = nz_today()
+        if not list_only:
+            report = await ensure_partitions(conn, [today + timedelta(days=i) for i in range(days_ahead + 1)])
+            for name in report.created:
+                print(f"created {name}")
+        if retention:
+            dropped = await apply_retention(conn, today, settings.retention_days)
+            for name in dropped.dropped:
+                print(f"dropped {name}")
+            print(
+                f"retention: kept NZ dates from {dropped.cutoff.isoformat()} ({settings.retention_days} days)"
+            )
+        infos = await list_partitions(conn)
+    finally:
+        await conn.close()
+    header = f"{'partition':<32} {'nz_date':<10}  {'lower (NZ)':<22}  {'upper (NZ)':<22}  {'rows (est.)':>11}"
+    print(header)
+    for info in infos:
+        rows = "unknown" if info.row_estimate is None else str(info.row_estimate)
+        flag = "  (detach pending)" if info.detach_pending else ""
+        print(
+            f"{info.name:<32} {info.day.isoformat():<10}  {bound_literal(info.lower):<22}  "
+            f"{bound_literal(info.upper):<22}  {rows:>11}{flag}"
+        )
+    print(f"{len(infos)} partitions")
+    return 0

@@ -1,0 +1,1 @@
+"""Read queries behind the REST contract (spec/rest-api.md), one module per resource."""

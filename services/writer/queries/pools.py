@@ -1,0 +1,64 @@
+"""Race pools (rest-api §2.10) and race results (§2.11)."""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from psycopg.rows import dict_row
+
+from services.common.proto.raceday.v1 import race_pb2
+from services.writer.convert import set_fields
+from services.writer.db import Database
+from services.writer.errors import InvalidArgumentError, NotFoundError
+
+POOLS_SQL: Final = """
+SELECT race_id, win_pool_total, place_pool_total, quinella_pool_total, trifecta_pool_total,
+       exacta_pool_total, first4_pool_total, total_race_pool, currency, extracted_pools,
+       data_quality_score, source, last_updated
+FROM race_pools WHERE race_id = %(race_id)s
+"""
+
+RESULTS_SQL: Final = """
+SELECT race_id, results_available, results_data, dividends_data, fixed_odds_data, result_status,
+       photo_finish, stewards_inquiry, protest_lodged, result_time, created_at, updated_at
+FROM race_results WHERE race_id = %(race_id)s
+"""
+
+
+async def get_pools(db: Database, race_id: str) -> race_pb2.RacePools:
+    """The race's pool totals; NotFoundError when the race or its pools are unknown."""
+    if not race_id:
+        raise InvalidArgumentError("race_id is required")
+    async with db.read_connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(POOLS_SQL, {"race_id": race_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError("Pool data not found")
+    pools = race_pb2.RacePools()
+    set_fields(pools, row)
+    return pools
+
+
+async def get_results(db: Database, race_id: str) -> race_pb2.RaceResults:
+    """The race's results, dividends and flags; NotFoundError when none are stored."""
+    if not race_id:
+        raise InvalidArgumentError("race_id is required")
+    async with db.read_connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(RESULTS_SQL, {"race_id": race_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError("Race results not found")
+    results = race_pb2.RaceResults()
+    documents = {
+        "results_data_json": row.pop("results_data"),
+        "dividends_data_json": row.pop("dividends_data"),
+        "fixed_odds_data_json": row.pop("fixed_odds_data"),
+    }
+    set_fields(results, row)
+    for name, document in documents.items():
+        if document is not None:
+            setattr(results, name, json.dumps(document, separators=(",", ":")))
+    return results

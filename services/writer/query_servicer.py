@@ -1,0 +1,169 @@
+"""QueryService: the read queries behind the REST contract, served by the writer process."""
+
+from __future__ import annotations
+
+from services.common.nztime import utc_now
+from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc
+from services.writer import metrics
+from services.writer.convert import datetime_to_ts, opt, opt_ts
+from services.writer.db import Database
+from services.writer.queries import alerts, entrants, meetings, pools, races, status, timeline
+from services.writer.rpc import Context, handled
+
+_Q = metrics.QUERY_SECONDS
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    """Every RPC of query.proto; unknown ids answer NOT_FOUND, bad arguments INVALID_ARGUMENT."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @handled("GetStatus", _Q)
+    async def GetStatus(
+        self, request: query_pb2.GetStatusRequest, context: Context
+    ) -> query_pb2.GetStatusResponse:
+        """Database connectivity and the time of the newest race write."""
+        connected, last_write = await status.get_status(self._db)
+        response = query_pb2.GetStatusResponse(database_connected=connected)
+        if last_write is not None:
+            datetime_to_ts(last_write, response.last_race_write)
+        return response
+
+    @handled("ListMeetings", _Q)
+    async def ListMeetings(
+        self, request: query_pb2.ListMeetingsRequest, context: Context
+    ) -> query_pb2.ListMeetingsResponse:
+        """Meetings of an NZ date (default today), optionally by category and country."""
+        found = await meetings.list_meetings(
+            self._db, request.date, opt(request, "category"), opt(request, "country")
+        )
+        return query_pb2.ListMeetingsResponse(meetings=found)
+
+    @handled("GetMeeting", _Q)
+    async def GetMeeting(
+        self, request: query_pb2.GetMeetingRequest, context: Context
+    ) -> query_pb2.GetMeetingResponse:
+        """One meeting."""
+        return query_pb2.GetMeetingResponse(meeting=await meetings.get_meeting(self._db, request.meeting_id))
+
+    @handled("ListRaces", _Q)
+    async def ListRaces(
+        self, request: query_pb2.ListRacesRequest, context: Context
+    ) -> query_pb2.ListRacesResponse:
+        """Races of a meeting by number."""
+        return query_pb2.ListRacesResponse(races=await races.list_races(self._db, request.meeting_id))
+
+    @handled("GetRace", _Q)
+    async def GetRace(self, request: query_pb2.GetRaceRequest, context: Context) -> query_pb2.GetRaceResponse:
+        """One race."""
+        return query_pb2.GetRaceResponse(race=await races.get_race(self._db, request.race_id))
+
+    @handled("GetRaceNavigation", _Q)
+    async def GetRaceNavigation(
+        self, request: query_pb2.GetRaceNavigationRequest, context: Context
+    ) -> query_pb2.GetRaceNavigationResponse:
+        """Previous, next and next scheduled race."""
+        nav = await races.get_navigation(self._db, request.race_id, opt_ts(request, "now") or utc_now())
+        response = query_pb2.GetRaceNavigationResponse()
+        if nav.previous_race is not None:
+            response.previous_race.CopyFrom(nav.previous_race)
+        if nav.next_race is not None:
+            response.next_race.CopyFrom(nav.next_race)
+        if nav.next_scheduled_race is not None:
+            response.next_scheduled_race.CopyFrom(nav.next_scheduled_race)
+        return response
+
+    @handled("ListUpcomingRaces", _Q)
+    async def ListUpcomingRaces(
+        self, request: query_pb2.ListUpcomingRacesRequest, context: Context
+    ) -> query_pb2.ListUpcomingRacesResponse:
+        """Races starting within the window, not final or abandoned."""
+        upcoming = await races.list_upcoming(
+            self._db,
+            opt_ts(request, "now") or utc_now(),
+            request.window_minutes,
+            request.lookback_minutes,
+            request.limit,
+        )
+        response = query_pb2.ListUpcomingRacesResponse(races=upcoming.races)
+        datetime_to_ts(upcoming.lower_bound, response.lower_bound)
+        datetime_to_ts(upcoming.upper_bound, response.upper_bound)
+        datetime_to_ts(upcoming.now, response.now)
+        return response
+
+    @handled("GetNextScheduledRace", _Q)
+    async def GetNextScheduledRace(
+        self, request: query_pb2.GetNextScheduledRaceRequest, context: Context
+    ) -> query_pb2.GetNextScheduledRaceResponse:
+        """The next race to start that is open or unknown (absent when none)."""
+        race = await races.get_next_scheduled(self._db, opt_ts(request, "now") or utc_now())
+        response = query_pb2.GetNextScheduledRaceResponse()
+        if race is not None:
+            response.race.CopyFrom(race)
+        return response
+
+    @handled("ListEntrants", _Q)
+    async def ListEntrants(
+        self, request: query_pb2.ListEntrantsRequest, context: Context
+    ) -> query_pb2.ListEntrantsResponse:
+        """Entrants with capped histories."""
+        found = await entrants.list_entrants(self._db, request.race_id, request.history_limit)
+        return query_pb2.ListEntrantsResponse(entrants=found)
+
+    @handled("GetRacePools", _Q)
+    async def GetRacePools(
+        self, request: query_pb2.GetRacePoolsRequest, context: Context
+    ) -> query_pb2.GetRacePoolsResponse:
+        """Pool totals of a race."""
+        return query_pb2.GetRacePoolsResponse(pools=await pools.get_pools(self._db, request.race_id))
+
+    @handled("GetRaceResults", _Q)
+    async def GetRaceResults(
+        self, request: query_pb2.GetRaceResultsRequest, context: Context
+    ) -> query_pb2.GetRaceResultsResponse:
+        """Results, dividends and flags of a race."""
+        return query_pb2.GetRaceResultsResponse(results=await pools.get_results(self._db, request.race_id))
+
+    @handled("GetMoneyFlowTimeline", _Q)
+    async def GetMoneyFlowTimeline(
+        self, request: query_pb2.GetMoneyFlowTimelineRequest, context: Context
+    ) -> query_pb2.GetMoneyFlowTimelineResponse:
+        """One document per (entrant, effective bucket), ordered by id, paged."""
+        page = await timeline.get_timeline(
+            self._db,
+            request.race_id,
+            entrant_ids=list(request.entrant_ids),
+            limit=request.limit,
+            cursor_after=opt(request, "cursor_after"),
+            created_after=opt_ts(request, "created_after"),
+        )
+        return query_pb2.GetMoneyFlowTimelineResponse(documents=page.documents, entrant_ids=page.entrant_ids)
+
+    @handled("GetAlertConfig", _Q)
+    async def GetAlertConfig(
+        self, request: query_pb2.GetAlertConfigRequest, context: Context
+    ) -> query_pb2.GetAlertConfigResponse:
+        """A user's six indicators (defaults filled in, nothing stored)."""
+        return query_pb2.GetAlertConfigResponse(
+            config=await alerts.get_alert_config(self._db, request.user_id)
+        )
+
+    @handled("SaveAlertConfig", _Q)
+    async def SaveAlertConfig(
+        self, request: query_pb2.SaveAlertConfigRequest, context: Context
+    ) -> query_pb2.SaveAlertConfigResponse:
+        """Upsert indicators by (user, display order) and the audible flag."""
+        config = await alerts.save_alert_config(
+            self._db, request.user_id, list(request.indicators), opt(request, "audible_alerts_enabled")
+        )
+        return query_pb2.SaveAlertConfigResponse(config=config)
+
+    @handled("ResetAlertConfig", _Q)
+    async def ResetAlertConfig(
+        self, request: query_pb2.ResetAlertConfigRequest, context: Context
+    ) -> query_pb2.ResetAlertConfigResponse:
+        """Back to the defaults; the audible flag stays."""
+        return query_pb2.ResetAlertConfigResponse(
+            config=await alerts.reset_alert_config(self._db, request.user_id)
+        )

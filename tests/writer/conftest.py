@@ -1,0 +1,98 @@
+"""Writer fixtures: a migrated database per test (cloned from a template), an open Database,
+and a real grpc.aio server on loopback serving WriterService and QueryService."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import grpc
+import psycopg
+import pytest
+from psycopg import sql
+
+from services.common.proto.raceday.v1 import query_pb2_grpc, writer_pb2_grpc
+from services.writer.db import Database, connect, with_database
+from services.writer.maintenance import PartitionMaintainer
+from services.writer.migrate import apply_migrations
+from services.writer.query_servicer import QueryServicer
+from services.writer.servicer import WriterServicer
+from services.writer.settings import WriterSettings
+
+TEST_SETTINGS = WriterSettings(write_pool_size=6, read_pool_size=3, acquire_timeout_s=10.0)
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(pg_server_url: str) -> str:
+    """A database migrated once per session, cloned for each test (CREATE DATABASE ... TEMPLATE)."""
+    name = f"raceday_writer_tmpl_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn_async = await connect(with_database(pg_server_url, name), TEST_SETTINGS)
+    try:
+        await apply_migrations(conn_async)
+    finally:
+        await conn_async.close()
+    return name
+
+
+@pytest.fixture
+def migrated_database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    """A new database with the full schema (no partitions), owned by this test."""
+    name = f"raceday_writer_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(migrated_template)
+            )
+        )
+    try:
+        yield with_database(pg_server_url, name)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def db(migrated_database_url: str) -> AsyncIterator[Database]:
+    """An open Database (write and read pools, maintenance connection) on the test's database."""
+    database = Database(TEST_SETTINGS)
+    await database.open(migrated_database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def maintainer(db: Database) -> PartitionMaintainer:
+    """The partition routines on the test database's maintenance connection."""
+    return PartitionMaintainer(db)
+
+
+@dataclass
+class Stubs:
+    """Clients of the writer's two services over a real loopback channel."""
+
+    writer: writer_pb2_grpc.WriterServiceAsyncStub
+    query: query_pb2_grpc.QueryServiceAsyncStub
+
+
+@pytest.fixture
+async def stubs(db: Database, maintainer: PartitionMaintainer) -> AsyncIterator[Stubs]:
+    """A grpc.aio server on 127.0.0.1 serving both services over `db`."""
+    server = grpc.aio.server()
+    writer_pb2_grpc.add_WriterServiceServicer_to_server(WriterServicer(db, maintainer), server)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(db), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Stubs(
+            writer=writer_pb2_grpc.WriterServiceStub(channel),
+            query=query_pb2_grpc.QueryServiceStub(channel),
+        )
+    finally:
+        await channel.close()
+        await server.stop(0)
