@@ -45,6 +45,12 @@ lint: install
 	cd rust_ext && cargo clippy --workspace --all-targets -- -D warnings
 	cd rust_ext && cargo fmt --all -- --check
 
+bench: install
+	$(BIN)/raceday bench transform
+	$(BIN)/raceday bench write
+	$(BIN)/raceday bench pipeline
+	$(BIN)/raceday bench api
+
 proto: install
 	$(BIN)/python tools/gen_protos.py
 
