@@ -53,11 +53,14 @@ DEPLOYABLE = [name for name in KUSTOMIZATIONS if name != "base"]
 
 SERVICES = ("fetcher", "transformer", "writer", "gateway")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
-# The only pod-to-pod arrows of the design (DESIGN.md section 1): (from, to, port).
+# The only pod-to-pod arrows of the design (DESIGN.md section 1): (from, to, port), plus the
+# gateway's gRPC health probes of the fetcher and transformer behind /health (rest-api.md §2.1).
 DESIGN_ARROWS = {
     ("gateway", "writer", 50053),
     ("fetcher", "transformer", 50052),
     ("fetcher", "writer", 50053),
+    ("gateway", "transformer", 50052),
+    ("gateway", "fetcher", 50051),
 }
 CRD_GROUPS = ("postgresql.cnpg.io", "monitoring.coreos.com")
 MIN_KUBERNETES = Version("1.29")
@@ -480,7 +483,7 @@ def test_network_policies_allow_only_the_design_arrows(name: str) -> None:
     assert egress_ports("transformer") == {53}
     assert egress_ports("writer") == {53, 5432}
     assert egress_ports("migrate") == {53, 5432}
-    assert egress_ports("gateway") == {53, 50053}
+    assert egress_ports("gateway") == {53, 50051, 50052, 50053}
     tab_rules = [
         rule
         for pol in policies_selecting(objs, by_component["fetcher"], "Egress")
