@@ -1,0 +1,140 @@
+"""`GET /health`: real probes of the services behind the gateway, cached briefly (rest-api.md §2.1).
+
+`status` is healthy exactly when the writer answers GetStatus and reports its database connected
+(the gateway can serve data); `workers` reflects the fetcher's and transformer's standard gRPC
+health. Concurrent requests share one probe round, and a result is reused for `cache_s` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from services.common.health import SERVING, check_health
+from services.common.nztime import format_nz, utc_now
+from services.common.proto.raceday.v1 import query_pb2
+from services.gateway.backend import Backend
+from services.gateway.serialize import instant
+
+SERVICES: Final = ("writer", "transformer", "fetcher")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """One probe round: HTTP status and body."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+def _state(result: int | BaseException) -> str:
+    if isinstance(result, BaseException):
+        return "unknown"
+    return "serving" if result == SERVING else "not_serving"
+
+
+class HealthMonitor:
+    """Probes the writer, transformer and fetcher with short deadlines; caches the answer."""
+
+    def __init__(self, backend: Backend, *, deadline_s: float, cache_s: float) -> None:
+        self._backend = backend
+        self._deadline_s = deadline_s
+        self._cache_s = cache_s
+        self._cached: tuple[float, HealthReport] | None = None
+        self._inflight: asyncio.Task[HealthReport] | None = None
+        self._generation = 0
+        backend.on_unavailable = self.invalidate
+
+    def invalidate(self) -> None:
+        """Forget the cached report (a data call just found the writer unreachable)."""
+        self._generation += 1
+        self._cached = None
+        self._inflight = None
+
+    async def report(self) -> HealthReport:
+        """The latest report, probing again when the cached one is older than `cache_s`."""
+        now = time.monotonic()
+        if self._cached is not None and now - self._cached[0] < self._cache_s:
+            return self._cached[1]
+        generation = self._generation
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._probe())
+        # Shielded: a client that disconnects must not cancel the round others wait on.
+        report = await asyncio.shield(self._inflight)
+        if generation == self._generation:
+            self._cached = (time.monotonic(), report)
+        return report
+
+    async def _status(self) -> query_pb2.GetStatusResponse:
+        response: query_pb2.GetStatusResponse = await self._backend.query.GetStatus(
+            query_pb2.GetStatusRequest(), timeout=self._deadline_s
+        )
+        return response
+
+    async def _probe(self) -> HealthReport:
+        backend = self._backend
+        status, writer, transformer, fetcher = await asyncio.gather(
+            self._status(),
+            check_health(backend.writer_channel, "", self._deadline_s),
+            check_health(backend.transformer_channel, "", self._deadline_s),
+            check_health(backend.fetcher_channel, "", self._deadline_s),
+            return_exceptions=True,
+        )
+        for result in (status, writer, transformer, fetcher):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+        return build_report(status, writer, transformer, fetcher, utc_now())
+
+
+def build_report(
+    status: query_pb2.GetStatusResponse | BaseException,
+    writer: int | BaseException,
+    transformer: int | BaseException,
+    fetcher: int | BaseException,
+    now: datetime,
+) -> HealthReport:
+    """Combine probe outcomes into the contract's body."""
+    services = {
+        "writer": _state(writer),
+        "transformer": _state(transformer),
+        "fetcher": _state(fetcher),
+    }
+    workers = "operational" if services["transformer"] == services["fetcher"] == "serving" else "degraded"
+    body: dict[str, Any] = {"timestamp": format_nz(now)}
+    if isinstance(status, BaseException):
+        if services["writer"] == "serving":
+            services["writer"] = "unknown"
+        body.update(
+            status="unhealthy",
+            database="unknown",
+            workers=workers,
+            services=services,
+            error="writer unavailable",
+        )
+        return HealthReport(503, body)
+    # GetStatus answered, so the writer is reachable even if its health check was slow.
+    if services["writer"] == "unknown":
+        services["writer"] = "serving"
+    if not status.database_connected:
+        body.update(
+            status="unhealthy",
+            database="disconnected",
+            workers=workers,
+            services=services,
+            error="writer reports its database disconnected",
+        )
+        return HealthReport(503, body)
+    data_age: float | None = None
+    if status.HasField("last_race_write"):
+        data_age = round(max(0.0, (now - instant(status.last_race_write)).total_seconds()), 3)
+    body.update(
+        status="healthy",
+        database="connected",
+        workers=workers,
+        services=services,
+        data_age_seconds=data_age,
+    )
+    return HealthReport(200, body)
