@@ -48,12 +48,19 @@ def find_chromium() -> str | None:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    """The browser executable, or a skip with the reason."""
+    """The browser executable, or a skip with the reason (a failure in CI, which installs Chromium)."""
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    missing = None
     if async_playwright is None:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+        missing = "playwright is not installed (pip install -e '.[dev]')"
     path = find_chromium()
-    if path is None:
-        pytest.skip("no Chromium found (apt-get install chromium, or set RACEDAY_CHROMIUM)")
+    if missing is None and path is None:
+        missing = "no Chromium found (apt-get install chromium, or set RACEDAY_CHROMIUM)"
+    if missing is not None:
+        if in_ci:
+            pytest.fail(f"browser tests must run in CI: {missing}")
+        pytest.skip(missing)
+    assert path is not None
     return path
 
 
