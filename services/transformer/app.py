@@ -2,30 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
 from services.common.config import Env
+from services.common.logs import log_event
+from services.common.proto.raceday.v1 import transformer_pb2_grpc
+from services.transformer import _money_flow
+from services.transformer.service import SERVICE_NAME, TransformerService
+from services.transformer.settings import TransformerSettings
+
+logger = logging.getLogger(__name__)
 
 
 class TransformerApp:
-    """Registers the transformer's servicers; start-up and clean-up hooks."""
+    """Registers TransformerService; owns the threads the Rust extension runs on."""
 
     def __init__(self, env: Env) -> None:
-        self._env = env
+        self.settings = TransformerSettings.from_env(env)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.settings.workers, thread_name_prefix="raceday-transform"
+        )
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        """Add the transformer's servicers (the health service is added by the bootstrap)."""
-        return ()
+        """Add TransformerService (the health service is added by the bootstrap)."""
+        transformer_pb2_grpc.add_TransformerServiceServicer_to_server(
+            TransformerService(self._executor), server
+        )
+        return (SERVICE_NAME,)
 
     async def start(self) -> None:
-        """Nothing to prepare before reporting SERVING."""
+        """Nothing to prepare: the extension is loaded on import. Log what is serving."""
+        log_event(
+            logger,
+            "transformer_ready",
+            engine_version=_money_flow.version(),
+            workers=self.settings.workers,
+        )
 
     async def stop(self) -> None:
-        """Nothing to release."""
+        """Release the worker threads once in-flight transforms have finished."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
 
 def create_app(env: Env) -> TransformerApp:
-    """Build the transformer app from the environment."""
+    """Build the transformer app from the environment (ConfigError on bad settings)."""
     return TransformerApp(env)
