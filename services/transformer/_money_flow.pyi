@@ -1,4 +1,48 @@
-"""Type stub of the Rust money-flow extension (rust_ext/binding)."""
+"""Type stub of the Rust money-flow extension (rust_ext/binding).
+
+Every function mirrors one in `services.transformer.reference` (same signature, same
+results, same exception classes). `transform` and `event_summary` parse the payload with
+the GIL released. Malformed payloads raise `PayloadDecodeError` (not JSON / not UTF-8 /
+root not an object) or `PayloadSchemaError` (a required field missing, of the wrong type
+or out of range, or a non-empty `data.error`); the message names the field path. Bad
+arguments that are not the payload raise plain `ValueError`: `polled_at_ms` outside
+1970..2099, a prior state that is not the documented dict shape or holds a non-positive
+or non-finite price, or a `prior_state["race_id"]` (when not "") of another race.
+Entries of the prior state that a poll leaves unchanged are passed on into the new state as
+the same dict objects: treat states as values to hand on, not to mutate.
+See rust_ext/README.md for the JSON reader's rules.
+"""
+
+from services.transformer.errors import PayloadDecodeError as PayloadDecodeError
+from services.transformer.errors import PayloadError as PayloadError
+from services.transformer.errors import PayloadSchemaError as PayloadSchemaError
+from services.transformer.records import EventSummary, PriorState, RaceUpdateRecord
 
 def version() -> str:
     """Version of the Rust money-flow core."""
+
+def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> RaceUpdateRecord:
+    """One poll of one race: payload + receive time (epoch ms) + prior state -> update (money-flow.md)."""
+
+def event_summary(payload: bytes) -> EventSummary:
+    """A digest of an event payload for logging and in-band error detection (nztab-api.md §9.3, §9.7)."""
+
+def round_half_up(x: float) -> int:
+    """R(x) = floor(x + 0.5) (money-flow.md §1.3); ValueError if not finite or beyond 64 bits."""
+
+def time_to_start(advertised_start_s: int, polled_at_ms: int) -> int:
+    """Whole minutes to the start, floor((start*1000 - polled_at + 30000) / 60000) (§6.1)."""
+
+def bucket(time_to_start: int) -> int:
+    """The time_interval bucket of a time to start (§6.2)."""
+
+def interval_type(time_to_start: int) -> str:
+    """`5m`, `2m`, `30s` or `live` (§6.3)."""
+
+def hundredths(x: float) -> int:
+    """Odds as integer hundredths, R(x * 100) (§1.5)."""
+
+def pool_amounts(
+    hold: float, win_cents: int, place_cents: int
+) -> tuple[int, int, int, float | None, float | None]:
+    """(win, place, total) amounts in cents and the unrounded win/place pool percentages (§5)."""

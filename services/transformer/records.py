@@ -227,6 +227,30 @@ class RaceUpdateRecord(TypedDict):
     state: PriorState
 
 
+class EventSummary(TypedDict):
+    """A cheap digest of an event payload for the fetcher's per-fetch log line and checks.
+
+    `event_id` is "" and `advertised_start` None only when `error` (data.error) is non-empty
+    and the race fields are missing. `status` is normalised, `status_raw` as upstream.
+    """
+
+    event_id: str
+    meeting_id: str | None
+    race_number: int | None
+    status_raw: str | None
+    status: str
+    advertised_start: int | None
+    error: str
+    runner_count: int
+    scratched_count: int
+    tracker_rows: int
+    tracker_unknown_ids: int
+    pool_products: list[str]
+    results_count: int
+    dividends_count: int
+    generated_time: str | None
+
+
 def empty_state(race_id: str) -> PriorState:
     """The prior state of a race never seen before."""
     return {

@@ -4,6 +4,24 @@
 //! the race update defined by `spec/money-flow.md`. The PyO3 binding in
 //! `../binding` is a thin wrapper around it.
 
+pub mod error;
+pub mod fields;
+pub mod hash;
+pub mod json;
+pub mod numeric;
+pub mod payload;
+pub mod state;
+pub mod summary;
+pub mod time;
+pub mod transform;
+pub mod update;
+
+pub use error::{PayloadError, PayloadErrorKind};
+pub use state::{BucketLatest, LastOdds, Pools, PriorState};
+pub use summary::{event_summary, EventSummary};
+pub use transform::{transform, TransformError};
+pub use update::RaceUpdate;
+
 /// The crate version, reported by the Python binding for diagnostics.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
