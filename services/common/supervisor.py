@@ -99,9 +99,7 @@ class SupervisedProcess:
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             await self._spawn()
             self.restarts += 1
-            log_event(
-                logger, "process_restarted", child=self.spec.name, restarts=self.restarts, pid=self.pid
-            )
+            log_event(logger, "process_restarted", child=self.spec.name, restarts=self.restarts, pid=self.pid)
 
     async def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM, wait up to `grace_s`, then SIGKILL. Returns the exit code."""
