@@ -159,7 +159,12 @@ def _compressed(state: SimState, request: Request, response: Response) -> Respon
     body = bytes(response.body)
     if level == 0 or len(body) < GZIP_MINIMUM or "gzip" not in request.headers.get("accept-encoding", ""):
         return response
-    compressed = gzip.compress(body, compresslevel=level, mtime=0)
+    if state.snapshots.max_age_ns:
+        compressed = state.snapshots.gzipped(
+            body, lambda raw: gzip.compress(raw, compresslevel=level, mtime=0)
+        )
+    else:
+        compressed = gzip.compress(body, compresslevel=level, mtime=0)
     headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
     headers["Content-Encoding"] = "gzip"
     headers["Vary"] = "Accept-Encoding"
@@ -301,8 +306,14 @@ def _event(state: SimState, request: Request, event_id: str, now_ns: int) -> Rep
         return Reply(
             404, error_body(f"Event Details: {event_id}", url, now_ns, "event not found", "NOT_FOUND")
         )
-    data, _ = state.renderer.data(race, now_ns / NS_PER_S, options)
-    return Reply(200, success_body(f"Event Details: {event_id}", url, now_ns, params, data))
+    snapshot_key = (event_id, url, options)
+    body = state.snapshots.get(snapshot_key, now_ns)
+    if body is None:
+        data, _ = state.renderer.data(race, now_ns / NS_PER_S, options)
+        body = success_body(f"Event Details: {event_id}", url, now_ns, params, data)
+        if state.snapshots.max_age_ns:
+            state.snapshots.put(snapshot_key, now_ns, body)
+    return Reply(200, body)
 
 
 def _replay_event(state: SimState, event_id: str, url: str, now_ns: int, options: EventOptions) -> Reply:

@@ -91,6 +91,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept requests without From/X-Partner/X-Partner-ID (TABSIM_REQUIRE_IDENTIFICATION=false)",
     )
     parser.add_argument("--gzip-level", type=int, help="gzip level for clients that accept it, 0 = off")
+    parser.add_argument(
+        "--snapshot-s",
+        type=float,
+        help="serve each event from a snapshot at most this many simulated seconds old (0 = render always)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.set_defaults(handler=run)
 
@@ -139,7 +144,7 @@ def config_from_args(args: argparse.Namespace, env: Env | None = None) -> TabSim
     except ValueError as exc:
         raise ConfigError("--fault-*", str(exc)) from None
     changes: dict[str, Any] = {"scenario": scenario, "faults": faults}
-    for flag in ("host", "port", "seed", "speed", "replay", "offset_s", "gzip_level"):
+    for flag in ("host", "port", "seed", "speed", "replay", "offset_s", "gzip_level", "snapshot_s"):
         value = getattr(args, flag)
         if value is not None:
             changes[flag] = value

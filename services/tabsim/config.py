@@ -34,11 +34,16 @@ class TabSimConfig:
     faults: Mapping[str, Any] = field(default_factory=dict)
     # Level 1: the simulator answers quickly (payloads are ~400 KB); clients see the same gzip format.
     gzip_level: int = 1
+    # Like the real API, whose data refreshes about every 15 s: an event rendered less than this
+    # many simulated seconds ago is served again as is (0 renders every request).
+    snapshot_s: float = 0.0
     request_log_size: int = 5000
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
             raise ValueError(f"speed must be positive, got {self.speed}")
+        if not 0 <= self.snapshot_s <= 60:
+            raise ValueError(f"snapshot_s must be 0..60, got {self.snapshot_s}")
         if not 0 <= self.gzip_level <= 9:
             raise ValueError(f"gzip_level must be 0..9, got {self.gzip_level}")
         Faults.from_json(self.faults)  # validates the knobs early
@@ -73,6 +78,7 @@ class TabSimConfig:
             replay=env.flag("TABSIM_REPLAY", False),
             faults=faults,
             gzip_level=env.integer("TABSIM_GZIP_LEVEL", 1, minimum=0, maximum=9),
+            snapshot_s=env.number("TABSIM_SNAPSHOT_S", 0.0, minimum=0.0, maximum=60.0),
         )
 
 

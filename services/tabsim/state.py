@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,45 @@ class RequestLog:
         }
 
 
+class SnapshotCache:
+    """Rendered event bodies (and their gzip form) reused for `max_age_ns` of simulated time."""
+
+    MAX_ENTRIES = 2000
+
+    def __init__(self, max_age_ns: int) -> None:
+        self.max_age_ns = max_age_ns
+        self._bodies: dict[Hashable, tuple[int, bytes]] = {}
+        self._gzipped: dict[int, tuple[bytes, bytes]] = {}
+
+    def get(self, key: Hashable, now_ns: int) -> bytes | None:
+        """The body rendered for `key` if it is recent enough."""
+        entry = self._bodies.get(key)
+        if entry is None or not 0 <= now_ns - entry[0] < self.max_age_ns:
+            return None
+        return entry[1]
+
+    def put(self, key: Hashable, now_ns: int, body: bytes) -> None:
+        """Remember a freshly rendered body."""
+        if len(self._bodies) >= self.MAX_ENTRIES:
+            self.clear()
+        self._bodies[key] = (now_ns, body)
+
+    def gzipped(self, body: bytes, compress: Callable[[bytes], bytes]) -> bytes:
+        """The gzip form of a snapshot body, compressed once."""
+        entry = self._gzipped.get(id(body))
+        if entry is None or entry[0] is not body:
+            if len(self._gzipped) >= self.MAX_ENTRIES:
+                self._gzipped.clear()
+            entry = (body, compress(body))
+            self._gzipped[id(body)] = entry
+        return entry[1]
+
+    def clear(self) -> None:
+        """Forget every snapshot."""
+        self._bodies.clear()
+        self._gzipped.clear()
+
+
 class SimState:
     """What the routes read and the admin API changes."""
 
@@ -109,6 +149,7 @@ class SimState:
         self.faults = Faults.from_json(config.faults)
         self.fault_rng = random.Random(f"faults|{config.seed}")
         self.renderer = EventRenderer()
+        self.snapshots = SnapshotCache(int(config.snapshot_s * NS_PER_S))
         self.log = RequestLog(config.request_log_size)
         self.seed = config.seed
         self.scenario = config.scenario
@@ -132,6 +173,7 @@ class SimState:
         anchor = (anchor_ns if anchor_ns is not None else self.clock.now_ns()) // NS_PER_S
         self.day = build_day(self.seed, self.scenario, anchor)
         self.renderer = EventRenderer()
+        self.snapshots.clear()
         return self.day
 
     def reset(self) -> None:

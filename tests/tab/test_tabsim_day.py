@@ -267,3 +267,23 @@ def test_clock_follows_the_shared_anchor_and_speed() -> None:
     assert 60 <= (pinned.now_ns() - PINNED) / 1e9 < 61
     pinned.set_speed(1.0)
     assert pinned.speed == 1.0
+
+
+async def test_snapshots_reuse_a_rendered_event_until_it_is_too_old() -> None:
+    config = TabSimConfig(port=0, seed=11, snapshot_s=15)
+    async with (
+        run_tabsim(config) as running,
+        TabSimAdmin(running.url) as admin,
+        httpx.AsyncClient(base_url=running.url + "/affiliates/v1/racing", headers=HEADERS) as http,
+    ):
+        await admin.set_clock(speed=0.001)  # hold simulated time nearly still
+        race_id = _races(await admin.scenario())[0]["race_id"]
+        first = await http.get(f"/events/{race_id}", params=FLAGS)
+        again = await http.get(f"/events/{race_id}", params=FLAGS)
+        other_flags = await http.get(f"/events/{race_id}", params={"with_money_tracker": "true"})
+        await admin.set_clock(advance_s=16)
+        later = await http.get(f"/events/{race_id}", params=FLAGS)
+    assert first.content == again.content
+    assert other_flags.json()["data"]["money_tracker"] is not None
+    assert other_flags.content != first.content
+    assert later.json()["header"]["generated_time"] != first.json()["header"]["generated_time"]
