@@ -12,12 +12,12 @@ from services import __version__
 
 # Modules that add subcommands, in the order `raceday --help` lists them.
 _COMMAND_MODULES = (
-    "services.commands.serve",
-    "services.commands.bench",
     "services.commands.up",
-    "services.transformer.cli",
+    "services.commands.serve",
     "services.tabsim.cli",
     "services.writer.commands",
+    "services.transformer.cli",
+    "services.commands.bench",
 )
 
 
