@@ -243,6 +243,10 @@ class Scheduler:
             if tier is None:
                 continue
             interval_ms = TIER_SECONDS[tier] * 1000
+            if race.last_started_ms is not None:
+                # A tighter tier applies from the next slot: as the start nears (60 s -> 30 s -> 15 s),
+                # the race is due one new interval after its last poll started, not one old interval.
+                race.next_due_ms = min(race.next_due_ms, race.last_started_ms + interval_ms)
             if race.in_flight:
                 # Skip the slots that fell due while the previous poll was still running.
                 while now_ms >= race.next_due_ms + interval_ms:

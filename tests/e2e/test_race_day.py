@@ -34,6 +34,32 @@ def _final_races_polled(database_url: str) -> int:
     return int(row[0])
 
 
+# Polls within 5 minutes of the start come every 15 s (simulated); the scheduler's dispatch and
+# the pipeline add well under a second of simulated time at the test's clock speed.
+FIFTEEN_S_TIER_GAP_S = 17.0
+
+
+def _largest_gap_in_last_five_minutes(database_url: str) -> float:
+    """The longest time between successive polls of a race in its last 5 minutes before the start."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            """
+            SELECT max(gap) FROM (
+                SELECT extract(epoch FROM event_timestamp - lag(event_timestamp)
+                       OVER (PARTITION BY m.race_id ORDER BY event_timestamp)) AS gap,
+                       m.advertised_start - m.event_timestamp AS before_start
+                FROM money_flow_history m
+                WHERE m.entrant_id = (SELECT min(e.entrant_id) FROM entrants e
+                                      WHERE e.race_id = m.race_id AND NOT e.is_scratched
+                                      AND NOT e.is_late_scratched)
+            ) polls
+            WHERE before_start BETWEEN interval '0' AND interval '290 seconds'
+            """
+        ).fetchone()
+    assert row is not None and row[0] is not None, "no polls in the last five minutes of any race"
+    return float(row[0])
+
+
 def _polls(stack: Stack, outcome: str) -> float:
     samples = metric_values(stack.fetcher_metrics(), "raceday_polls_total")
     return sum(value for labels, value in samples.items() if f'outcome="{outcome}"' in labels)
@@ -58,6 +84,7 @@ def test_a_race_day_fills_every_table(stack: Stack) -> None:
     assert baselines_per_entrant(stack.database_url) == {1}, "one baseline bucket per entrant"
     missed = metric_values(stack.fetcher_metrics(), "raceday_missed_polls_total")
     assert missed.get('{tier="15s"}', 0.0) == 0.0, missed
+    assert _largest_gap_in_last_five_minutes(stack.database_url) <= FIFTEEN_S_TIER_GAP_S
 
 
 def test_killing_the_transformer_loses_and_duplicates_nothing(stack: Stack) -> None:
