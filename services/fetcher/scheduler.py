@@ -96,6 +96,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._evaluate_soon = asyncio.Event()
         self._tick = TickStats()
         self.totals: Counter[str] = Counter()
         self.missed_by_tier: Counter[str] = Counter()
@@ -125,14 +126,15 @@ class Scheduler:
         """Stop dispatching and let in-flight polls finish (up to `grace_s`)."""
         self._stopping.set()
         self._wake.set()
+        self._evaluate_soon.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:
                 task.cancel()
 
     def request_evaluation(self) -> None:
-        """Wake the dispatcher (e.g. after the baseline wrote new races)."""
-        self._wake.set()
+        """Select races now rather than at the next tick (e.g. the baseline has just stored the day)."""
+        self._evaluate_soon.set()
 
     # --- selection --------------------------------------------------------------------------------
 
@@ -195,8 +197,9 @@ class Scheduler:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._stopping.wait(), self._clock.to_real_seconds(self._settings.evaluate_every_s)
+                    self._evaluate_soon.wait(), self._clock.to_real_seconds(self._settings.evaluate_every_s)
                 )
+            self._evaluate_soon.clear()
 
     def _drop_stale(self, now_ms: int) -> int:
         limit_ms = self._settings.post_start_max_min * 60_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,27 +47,25 @@ def module_database_url(pg_server_url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture(scope="module")
-def stack(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`raceday up --sim-speed 30` with every port free and its own database."""
-    tmp: Path = tmp_path_factory.mktemp("up")
+@contextlib.contextmanager
+def running_stack(database_url: str, tmp: Path, *, speed: float) -> Iterator[Stack]:
+    """`raceday up --sim-speed <speed>` with every port free, on `database_url`; stopped on exit."""
     http_port, tabsim_port, fetcher_metrics = free_port(), free_port(), free_port()
     env = {
-        "RACEDAY_DATABASE_URL": module_database_url,
+        "RACEDAY_DATABASE_URL": database_url,
         "RACEDAY_DATA_DIR": str(tmp / "data"),
         "RACEDAY_FETCHER_METRICS_PORT": str(fetcher_metrics),
-        "SCHED_EVALUATE_EVERY_S": "30",
     }
     for service in ("fetcher", "transformer", "writer", "gateway"):
         env[f"RACEDAY_{service.upper()}_PORT"] = str(free_port())
         if service != "fetcher":
             env[f"RACEDAY_{service.upper()}_METRICS_PORT"] = str(free_port())
     up = start_process(
-        ["up", "--http-port", str(http_port), "--sim-port", str(tabsim_port), "--sim-speed", str(SIM_SPEED)],
+        ["up", "--http-port", str(http_port), "--sim-port", str(tabsim_port), "--sim-speed", str(speed)],
         env,
         tmp / "up.log",
     )
-    running = Stack(up, module_database_url, http_port, fetcher_metrics, tabsim_port)
+    running = Stack(up, database_url, http_port, fetcher_metrics, tabsim_port)
     try:
         wait_for(
             lambda: "dashboard:" in up.log() or up.popen.poll() is not None,
@@ -79,3 +78,10 @@ def stack(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         code = up.stop(timeout_s=40)
         print(up.log()[-5000:])
         assert code == 0, f"raceday up exited {code}"
+
+
+@pytest.fixture(scope="module")
+def stack(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A whole race day at 30x on the module's database."""
+    with running_stack(module_database_url, tmp_path_factory.mktemp("up"), speed=SIM_SPEED) as running:
+        yield running
