@@ -16,7 +16,9 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common import timestamps
 from services.common.proto.raceday.v1 import race_pb2
+from services.common.timestamps import ms_from_timestamp
 from services.transformer.records import (
     BucketLatestRecord,
     LastOddsRecord,
@@ -41,14 +43,7 @@ def timestamp_from_ms(ms: int) -> Timestamp:
     """A Timestamp from epoch milliseconds; ConversionError outside years 1..9999."""
     if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
         raise ConversionError(f"instant {ms} ms since the epoch is outside years 1 to 9999")
-    stamp = Timestamp()
-    stamp.FromMilliseconds(ms)
-    return stamp
-
-
-def ms_from_timestamp(stamp: Timestamp) -> int:
-    """Epoch milliseconds of a Timestamp (sub-millisecond nanos are dropped, rounding down)."""
-    return stamp.seconds * 1000 + stamp.nanos // 1_000_000
+    return timestamps.timestamp_from_ms(ms)
 
 
 def json_text(value: object) -> str:

@@ -18,12 +18,12 @@ from prometheus_client import Counter, Histogram
 
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import transformer_pb2, transformer_pb2_grpc
+from services.common.timestamps import ms_from_timestamp
 from services.transformer import _money_flow
 from services.transformer.convert import (
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
     ConversionError,
-    ms_from_timestamp,
     state_from_proto,
     update_to_proto,
 )
