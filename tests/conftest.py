@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from services.common.database import start_embedded_postgres, with_database_name
+from services.common.database import scratch_database, start_embedded_postgres
 from services.common.net import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,11 +38,5 @@ def pg_server_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_database_url(pg_server_url: str) -> Iterator[str]:
     """A new, empty database owned by this test; dropped afterwards."""
-    name = f"raceday_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_database_name(pg_server_url, name)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_server_url, "raceday_test") as url:
+        yield url

@@ -31,10 +31,9 @@ import grpc
 import httpx
 import psycopg
 import uvloop
-from psycopg import sql
 
 from services.common.config import Env, exit_on_config_error
-from services.common.database import database_url, with_database_name
+from services.common.database import database_url, scratch_database
 from services.common.health import SERVING, check_health
 from services.common.net import free_port
 from services.common.nztime import utc_now
@@ -226,18 +225,6 @@ def print_report(report: dict[str, Any], target_ms: float) -> None:
 # --- an own stack -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _scratch_database(server_url: str) -> Any:
-    name = f"raceday_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_database_name(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 async def _spawn(service: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     handle = log.open("ab")
     try:
@@ -302,7 +289,7 @@ async def seed_race(writer_addr: str) -> str:
 async def own_stack(env: Env, workdir: Path) -> AsyncIterator[tuple[str, str]]:
     """Writer and gateway processes on a scratch database; yields (base_url, race_id)."""
     server_url = database_url(env)
-    with _scratch_database(server_url) as url:
+    with scratch_database(server_url, "raceday_bench_api") as url:
         writer_port, gateway_port, http_port = free_port(), free_port(), free_port()
         base_env = {
             **os.environ,

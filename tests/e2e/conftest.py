@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from services.common.database import with_database_name
+from services.common.database import scratch_database
 from tests.conftest import free_port
 from tests.e2e.stack import Process, http_get, start_process, wait_for
 
@@ -37,14 +34,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def module_database_url(pg_server_url: str) -> Iterator[str]:
     """A database shared by the tests of one module, dropped afterwards."""
-    name = f"raceday_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_database_name(pg_server_url, name)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_server_url, "raceday_e2e") as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 
 import grpc
 import httpx
-import psycopg
 import pytest
 import pytest_asyncio
-from psycopg import sql
 
 from services.common.config import Env
-from services.common.database import with_database_name
+from services.common.database import scratch_database
 from services.common.metrics import MetricsEndpoint
 from services.common.net import free_port
 from services.common.nztime import utc_now
@@ -267,23 +265,10 @@ async def seed_day(stack: Stack, prefix: str) -> SeededDay:
     )
 
 
-@contextlib.contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """A new empty database on the test server, as a postgresql:// URL; dropped afterwards."""
-    name = f"raceday_gw_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_database_name(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="module")
 def module_database_url(pg_server_url: str) -> Iterator[str]:
     """A database shared by one test module (its tests only read, or use their own ids)."""
-    with scratch_database(pg_server_url) as url:
+    with scratch_database(pg_server_url, "raceday_gw") as url:
         yield url
 
 

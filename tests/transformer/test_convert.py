@@ -9,12 +9,12 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.proto.raceday.v1 import race_pb2
+from services.common.timestamps import ms_from_timestamp
 from services.transformer.convert import (
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
     ConversionError,
     _build,
-    ms_from_timestamp,
     state_from_proto,
     state_to_proto,
     timestamp_from_ms,

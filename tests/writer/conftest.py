@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from services.common.database import scratch_database
 from services.common.proto.raceday.v1 import query_pb2_grpc, writer_pb2_grpc
 from services.writer.db import Database, connect, with_database
 from services.writer.maintenance import PartitionMaintainer
@@ -40,18 +41,8 @@ async def migrated_template(pg_server_url: str) -> str:
 @pytest.fixture
 def migrated_database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
     """A new database with the full schema (no partitions), owned by this test."""
-    name = f"raceday_writer_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(migrated_template)
-            )
-        )
-    try:
-        yield with_database(pg_server_url, name)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_server_url, "raceday_writer", template=migrated_template) as url:
+        yield url
 
 
 @pytest.fixture
