@@ -14,7 +14,8 @@ from psycopg.rows import dict_row
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.convert import datetime_to_ts, set_fields
 from services.writer.db import Database
-from services.writer.errors import InvalidArgumentError, NotFoundError
+from services.writer.errors import NotFoundError
+from services.writer.queries.rows import require_id
 
 HISTORY_LIMIT_MAX = 200
 
@@ -69,8 +70,7 @@ ORDER BY e.entrant_id, h.event_timestamp, h.id
 
 async def list_entrants(db: Database, race_id: str, history_limit: int) -> list[race_pb2.Entrant]:
     """Entrants by runner number, with its latest `history_limit` odds and money-flow rows, oldest first."""
-    if not race_id:
-        raise InvalidArgumentError("race_id is required")
+    require_id(race_id, "race_id")
     limit = max(0, min(HISTORY_LIMIT_MAX, history_limit))
     async with db.read_connection() as conn:
         window_cur = await conn.execute(RACE_WINDOW_SQL, {"race_id": race_id})

@@ -11,7 +11,7 @@ from services.common.nztime import nz_today
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError, NotFoundError
-from services.writer.queries.rows import MEETING_SELECT, meeting_from_row
+from services.writer.queries.rows import MEETING_SELECT, fetch_one, meeting_from_row, require_id
 
 _CATEGORY_ALIASES: Final = {
     "t": "T",
@@ -73,12 +73,8 @@ async def list_meetings(
 
 async def get_meeting(db: Database, meeting_id: str) -> race_pb2.Meeting:
     """One meeting with its race count and first race time; NotFoundError when unknown."""
-    if not meeting_id:
-        raise InvalidArgumentError("meeting_id is required")
-    async with db.read_connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(GET_MEETING_SQL, {"meeting_id": meeting_id})
-        row = await cur.fetchone()
+    require_id(meeting_id, "meeting_id")
+    row = await fetch_one(db, GET_MEETING_SQL, {"meeting_id": meeting_id})
     if row is None:
         raise NotFoundError("Meeting not found")
     return meeting_from_row(row)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from psycopg.rows import dict_row
-
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.convert import set_fields
 from services.writer.db import Database
-from services.writer.errors import InvalidArgumentError, NotFoundError
+from services.writer.errors import NotFoundError
+from services.writer.queries.rows import fetch_one, require_id
 
 POOLS_SQL: Final = """
 SELECT race_id, win_pool_total, place_pool_total, quinella_pool_total, trifecta_pool_total,
@@ -28,12 +27,8 @@ FROM race_results WHERE race_id = %(race_id)s
 
 async def get_pools(db: Database, race_id: str) -> race_pb2.RacePools:
     """The race's pool totals; NotFoundError when the race or its pools are unknown."""
-    if not race_id:
-        raise InvalidArgumentError("race_id is required")
-    async with db.read_connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(POOLS_SQL, {"race_id": race_id})
-        row = await cur.fetchone()
+    require_id(race_id, "race_id")
+    row = await fetch_one(db, POOLS_SQL, {"race_id": race_id})
     if row is None:
         raise NotFoundError("Pool data not found")
     pools = race_pb2.RacePools()
@@ -43,12 +38,8 @@ async def get_pools(db: Database, race_id: str) -> race_pb2.RacePools:
 
 async def get_results(db: Database, race_id: str) -> race_pb2.RaceResults:
     """The race's results, dividends and flags; NotFoundError when none are stored."""
-    if not race_id:
-        raise InvalidArgumentError("race_id is required")
-    async with db.read_connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(RESULTS_SQL, {"race_id": race_id})
-        row = await cur.fetchone()
+    require_id(race_id, "race_id")
+    row = await fetch_one(db, RESULTS_SQL, {"race_id": race_id})
     if row is None:
         raise NotFoundError("Race results not found")
     results = race_pb2.RaceResults()

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from psycopg.rows import dict_row
 
 from services.common.nztime import nz_day_bounds
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.db import Database
-from services.writer.errors import InvalidArgumentError, NotFoundError
-from services.writer.queries.rows import RACE_SELECT, race_from_row
+from services.writer.errors import NotFoundError
+from services.writer.queries.rows import RACE_SELECT, fetch_one, race_from_row, require_id
 
 UPCOMING_WINDOW_DEFAULT = 120
 UPCOMING_WINDOW_MAX = 480
@@ -94,21 +94,9 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-async def _one(db: Database, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    async with db.read_connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
-        return await cur.fetchone()
-
-
-def _require_id(value: str, name: str) -> None:
-    if not value:
-        raise InvalidArgumentError(f"{name} is required")
-
-
 async def list_races(db: Database, meeting_id: str) -> list[race_pb2.Race]:
     """Races of a meeting by race number; NotFoundError when the meeting is unknown."""
-    _require_id(meeting_id, "meeting_id")
+    require_id(meeting_id, "meeting_id")
     params = {"meeting_id": meeting_id}
     async with db.read_connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -123,8 +111,8 @@ async def list_races(db: Database, meeting_id: str) -> list[race_pb2.Race]:
 
 async def get_race(db: Database, race_id: str) -> race_pb2.Race:
     """One race with its summary fields; NotFoundError when unknown."""
-    _require_id(race_id, "race_id")
-    row = await _one(db, GET_RACE_SQL, {"race_id": race_id})
+    require_id(race_id, "race_id")
+    row = await fetch_one(db, GET_RACE_SQL, {"race_id": race_id})
     if row is None:
         raise NotFoundError("Race not found")
     return race_from_row(row)
@@ -132,8 +120,8 @@ async def get_race(db: Database, race_id: str) -> race_pb2.Race:
 
 async def get_navigation(db: Database, race_id: str, now: datetime) -> Navigation:
     """Previous and next race of the same NZ racing day, and the next scheduled race."""
-    _require_id(race_id, "race_id")
-    race = await _one(db, GET_RACE_SQL, {"race_id": race_id})
+    require_id(race_id, "race_id")
+    race = await fetch_one(db, GET_RACE_SQL, {"race_id": race_id})
     if race is None:
         raise NotFoundError("Race not found")
     day_start, day_end = nz_day_bounds(race["race_date_nz"])
@@ -178,5 +166,5 @@ async def list_upcoming(
 
 async def get_next_scheduled(db: Database, now: datetime) -> race_pb2.Race | None:
     """The first race with start_time > now and status open or unknown, in navigation order."""
-    row = await _one(db, NEXT_SCHEDULED_SQL, {"now": now})
+    row = await fetch_one(db, NEXT_SCHEDULED_SQL, {"now": now})
     return race_from_row(row) if row else None

@@ -1,12 +1,31 @@
-"""Shared SELECT lists and row-to-message conversion for meetings and races."""
+"""Shared pieces of the read queries: id checks, one-row reads, SELECT lists and row conversion."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Final
 
+from psycopg.rows import dict_row
+
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.convert import set_fields
+from services.writer.db import Database
+from services.writer.errors import InvalidArgumentError
+
+
+def require_id(value: str, name: str) -> None:
+    """INVALID_ARGUMENT when a required id is empty."""
+    if not value:
+        raise InvalidArgumentError(f"{name} is required")
+
+
+async def fetch_one(db: Database, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """One row as a dict from the read pool, or None."""
+    async with db.read_connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query, params)
+        return await cur.fetchone()
+
 
 MEETING_SELECT: Final = """
 SELECT m.meeting_id, m.meeting_name, m.date, m.country, m.state, m.category, m.category_name,

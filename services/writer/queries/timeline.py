@@ -22,6 +22,7 @@ from services.common.proto.raceday.v1 import query_pb2
 from services.writer.convert import set_fields
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError, NotFoundError
+from services.writer.queries.rows import require_id
 
 LIMIT_DEFAULT = 2000
 LIMIT_MAX = 5000
@@ -94,8 +95,7 @@ async def get_timeline(
     created_after: datetime | None,
 ) -> Timeline:
     """One page of the race's timeline; NotFoundError for an unknown race."""
-    if not race_id:
-        raise InvalidArgumentError("race_id is required")
+    require_id(race_id, "race_id")
     if cursor_after is not None and cursor_after < 0:
         raise InvalidArgumentError("cursor_after must be >= 0")
     page_size = clamp_limit(limit)
