@@ -48,12 +48,7 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
     ) -> fetcher_pb2.GetSchedulerStatusResponse:
         """A snapshot of the scheduler."""
         scheduler = self._app.scheduler
-        now_ms = self._app.clock.now_ms()
-        counts = {tier: 0 for tier in TIERS}
-        for race in scheduler.races.values():
-            tier = race.tier(now_ms)
-            if tier is not None:
-                counts[tier] += 1
+        counts = scheduler.active_by_tier(self._app.clock.now_ms())
         response = fetcher_pb2.GetSchedulerStatusResponse(
             shard=str(self._app.settings.shard),
             inflight_polls=scheduler.inflight,

@@ -366,20 +366,23 @@ class Scheduler:
 
     # --- reporting --------------------------------------------------------------------------------
 
-    def _update_gauges(self, now_ms: int) -> None:
+    def active_by_tier(self, now_ms: int) -> dict[Tier, int]:
+        """How many scheduled races are in each cadence tier now."""
         counts = Counter(race.tier(now_ms) for race in self._races.values())
-        for tier in TIERS:
-            metrics.ACTIVE_RACES.labels(tier).set(counts.get(tier, 0))
+        return {tier: counts.get(tier, 0) for tier in TIERS}
+
+    def _update_gauges(self, now_ms: int) -> None:
+        for tier, active in self.active_by_tier(now_ms).items():
+            metrics.ACTIVE_RACES.labels(tier).set(active)
         if self._pipeline.last_success_ms is not None:
             metrics.DATA_AGE_SECONDS.set(max(0, now_ms - self._pipeline.last_success_ms) / 1000)
 
     def _log_tick(self, now_ms: int, added: int, dropped: int) -> None:
-        counts = Counter(race.tier(now_ms) for race in self._races.values())
         tick, self._tick = self._tick, TickStats()
         log_event(
             logger,
             "scheduler_tick",
-            active={tier: counts.get(tier, 0) for tier in TIERS},
+            active=self.active_by_tier(now_ms),
             added=added,
             dropped=dropped,
             polls_started=tick.started,
