@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from services.common.series_kinds import ODDS_TYPES
 from services.transformer.records import BucketLatestRecord, LastOddsRecord, OddsRecord, PriorState
 from services.transformer.refmath import hundredths
-from services.transformer.refsections import ODDS_TYPES, Runner, odds_value
+from services.transformer.refsections import Runner, odds_value
 
 
 def recency(b: BucketLatestRecord) -> tuple[int, bool, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from services.common.series_kinds import ODDS_TYPES
 from services.common.status import normalise_status
 from services.transformer.errors import PayloadSchemaError
 from services.transformer.records import (
@@ -51,7 +52,6 @@ from services.transformer.refmath import (
 
 MAX_POOL_DOLLARS: Final = 1e11
 MAX_TRACKER_PERCENT: Final = 100.0
-ODDS_TYPES: Final = ("fixed_win", "fixed_place", "pool_win", "pool_place")
 _CATEGORY_NAMES: Final = {
     "T": "Thoroughbred Horse Racing",
     "H": "Harness Horse Racing",

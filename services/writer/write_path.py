@@ -3,7 +3,9 @@
 Order inside the transaction (§6.1): timeouts, meeting, race, the poll's identity,
 entrants, money-flow COPY, odds COPY, pools, results, meeting status, COMMIT. The
 statements before and after the COPYs are pipelined, so a poll costs a handful of round
-trips. The update's identity (race_id, polled_at) is recorded in race_polls in the same
+trips, and the series are rendered while the server works through the first pipeline.
+(The multi-row INSERT alternative, for `raceday bench write`, keeps the same order in
+one pipeline.) The update's identity (race_id, polled_at) is recorded in race_polls in the same
 transaction: a second delivery finds it and rolls back, writing nothing. Any error rolls
 back the whole poll. A missing partition (SQLSTATE 23514) is recovered outside the
 transaction: the connection is released, the partition is created on the maintenance
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -24,21 +26,18 @@ import psycopg
 from psycopg import AsyncConnection, AsyncCursor
 
 from services.common.logs import log_event
-from services.common.nztime import nz_date
 from services.common.proto.raceday.v1 import race_pb2
 from services.common.status import RACE_STATUSES
-from services.writer import metrics, statements
+from services.writer import metrics, series, statements
 from services.writer.convert import opt, opt_ts, ts_to_datetime
 from services.writer.db import Database, safe_rollback
 from services.writer.errors import InvalidArgumentError
 from services.writer.settings import WriterSettings
-from services.writer.upsert import chunks, dedupe, rows_document
+from services.writer.upsert import chunks, dedupe
 
 logger = logging.getLogger(__name__)
 
 SeriesMode = Literal["copy", "insert"]
-INTERVAL_TYPES = frozenset({"5m", "2m", "30s", "live"})
-ODDS_TYPES = frozenset({"fixed_win", "fixed_place", "pool_win", "pool_place"})
 CATEGORIES = frozenset({"T", "H", "G"})
 EnsureDays = Callable[[Iterable[date]], Awaitable[object]]
 
@@ -68,8 +67,8 @@ class PreparedWrite:
     race_has_protest: bool
     entrants_with_flow: list[dict[str, Any]]
     entrants_without_flow: list[dict[str, Any]]
-    money_flow: list[tuple[Any, ...]]
-    odds: list[tuple[Any, ...]]
+    money_flow: Sequence[race_pb2.MoneyFlowRow]
+    odds: Sequence[race_pb2.OddsChange]
     pools: dict[str, Any] | None
     results: dict[str, Any] | None
     series_days: set[date] = field(default_factory=set)
@@ -193,62 +192,6 @@ def _entrant_params(entrant: race_pb2.Entrant, race_id: str, polled_at: datetime
     }
 
 
-class _Instants:
-    """Timestamp -> datetime with memoisation: a poll's rows share one or two instants."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[int, int], datetime] = {}
-
-    def __call__(self, ts: Any) -> datetime:
-        key = (ts.seconds, ts.nanos)
-        value = self._seen.get(key)
-        if value is None:
-            value = self._seen[key] = ts_to_datetime(ts)
-        return value
-
-
-def _money_flow_row(row: race_pb2.MoneyFlowRow, race_id: str, instant: _Instants) -> tuple[Any, ...]:
-    _require(row.race_id in ("", race_id), "money_flow.race_id differs from race_id")
-    _require(row.entrant_id != "", "money_flow.entrant_id is required")
-    _require(row.HasField("event_timestamp"), "money_flow.event_timestamp is required")
-    _require(row.HasField("advertised_start"), "money_flow.advertised_start is required")
-    _require(row.interval_type in INTERVAL_TYPES, "money_flow.interval_type must be 5m, 2m, 30s or live")
-    return (
-        race_id,
-        row.entrant_id,
-        instant(row.event_timestamp),
-        instant(row.source_generated_at) if row.HasField("source_generated_at") else None,
-        instant(row.advertised_start),
-        row.time_to_start,
-        row.time_interval,
-        row.interval_type,
-        row.hold_percentage,
-        row.bet_percentage,
-        row.win_pool_total,
-        row.place_pool_total,
-        row.win_pool_amount,
-        row.place_pool_amount,
-        row.total_pool_amount,
-        opt(row, "win_pool_percentage"),
-        opt(row, "place_pool_percentage"),
-        row.incremental_win_amount,
-        row.incremental_place_amount,
-        row.is_baseline,
-        opt(row, "fixed_win_odds"),
-        opt(row, "fixed_place_odds"),
-        opt(row, "pool_win_odds"),
-        opt(row, "pool_place_odds"),
-    )
-
-
-def _odds_row(row: race_pb2.OddsChange, race_id: str, instant: _Instants) -> tuple[Any, ...]:
-    _require(row.race_id in ("", race_id), "odds.race_id differs from race_id")
-    _require(row.entrant_id != "", "odds.entrant_id is required")
-    _require(row.type in ODDS_TYPES, "odds.type must be fixed_win, fixed_place, pool_win or pool_place")
-    _require(row.HasField("event_timestamp"), "odds.event_timestamp is required")
-    return (race_id, row.entrant_id, row.type, opt(row, "odds"), instant(row.event_timestamp))
-
-
 def _pools_params(pools: race_pb2.RacePools, race_id: str, polled_at: datetime) -> dict[str, Any]:
     return {
         "race_id": race_id,
@@ -317,19 +260,19 @@ def prepare_write(update: race_pb2.RaceUpdate, *, baseline: bool) -> PreparedWri
         race_has_protest=has_protest,
         entrants_with_flow=[e for e in entrants if e["entrant_id"] in flow_ids],
         entrants_without_flow=[e for e in entrants if e["entrant_id"] not in flow_ids],
-        money_flow=[],
-        odds=[],
+        money_flow=(),
+        odds=(),
         pools=_pools_params(update.pools, race_id, polled_at) if update.HasField("pools") else None,
         results=_results_params(update.results, race_id) if update.HasField("results") else None,
     )
     if prepared.pools is not None:
         _require(prepared.pools["source"] in ("tote_pools", "dividends"), "pools.source is invalid")
     if not baseline:
-        instant = _Instants()
-        prepared.money_flow = [_money_flow_row(mf, race_id, instant) for mf in update.money_flow]
-        prepared.odds = [_odds_row(change, race_id, instant) for change in update.odds]
-        stamps = {r[2] for r in prepared.money_flow} | {r[4] for r in prepared.odds}
-        prepared.series_days = {nz_date(stamp) for stamp in stamps}
+        prepared.money_flow = update.money_flow
+        prepared.odds = update.odds
+        prepared.series_days = series.check_money_flow(update.money_flow, race_id) | series.check_odds(
+            update.odds, race_id
+        )
     return prepared
 
 
@@ -414,6 +357,8 @@ async def _transaction(
 ) -> WriteResult:
     entrant_cursors: list[AsyncCursor[Any]] = []
     odds_owned = not p.baseline
+    copies: list[tuple[bytes, bytes]] = []
+    tail: list[AsyncCursor[Any] | None] = []
     async with conn.pipeline():
         await conn.execute(statements.SET_TIMEOUTS, statements.timeouts(settings))
         await conn.execute(statements.MEETING_INSERT_MINIMAL, p.meeting)
@@ -430,76 +375,79 @@ async def _transaction(
             stmt = statements.entrant_upsert(odds_owned, with_flow)
             for chunk in chunks(rows):
                 entrant_cursors.append(await conn.execute(stmt.query, stmt.params(chunk)))
+        if series_mode == "insert":
+            # Everything up to the meeting status rides in this one pipeline.
+            await _insert_series(conn, p)
+            tail = await _pools_and_results(conn, p)
+        else:
+            # The statements above are on their way; the series are formatted while the server works.
+            copies = _copy_payloads(p)
     if await poll.fetchone() is None:
         raise _AlreadyWrittenError
     previous_row = await previous.fetchone()
     status_changed = previous_row is None or previous_row[0] != p.race["status"]
-    result = WriteResult(
-        written=True,
-        races_written=max(race_cur.rowcount, 0),
-        entrants_written=sum(max(c.rowcount, 0) for c in entrant_cursors),
-        money_flow_rows=len(p.money_flow),
-        odds_rows=len(p.odds),
-    )
-    await _write_series(conn, p, series_mode)
-    pools_cur = results_cur = None
+    if copies:
+        await _copy_series(conn, copies)
     async with conn.pipeline():
-        if p.pools is not None:
-            query = statements.POOLS_INSERT_ONLY if p.baseline else statements.POOLS_UPSERT
-            pools_cur = await conn.execute(query, p.pools)
-        if p.results is not None:
-            query = statements.RESULTS_INSERT_ONLY if p.baseline else statements.RESULTS_UPSERT
-            results_cur = await conn.execute(query, p.results)
+        if series_mode == "copy":
+            tail = await _pools_and_results(conn, p)
         if status_changed:
             ids = {"meeting_ids": [p.race["meeting_id"]]}
             await conn.execute(statements.MEETING_STATUS_LOCK, ids)
             await conn.execute(statements.MEETING_STATUS_RECOMPUTE, ids)
         # COMMIT rides in the same pipeline: the steps after the COPYs cost one round trip.
         await conn.commit()
-    result.pools_written = pools_cur is not None and pools_cur.rowcount > 0
-    result.results_written = results_cur is not None and results_cur.rowcount > 0
-    return result
+    pools_cur, results_cur = tail
+    return WriteResult(
+        written=True,
+        races_written=max(race_cur.rowcount, 0),
+        entrants_written=sum(max(c.rowcount, 0) for c in entrant_cursors),
+        money_flow_rows=len(p.money_flow),
+        odds_rows=len(p.odds),
+        pools_written=pools_cur is not None and pools_cur.rowcount > 0,
+        results_written=results_cur is not None and results_cur.rowcount > 0,
+    )
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+async def _pools_and_results(conn: AsyncConnection[Any], p: PreparedWrite) -> list[AsyncCursor[Any] | None]:
+    """Queue the pools and results upserts (inside a pipeline); their cursors, None when absent."""
+    cursors: list[AsyncCursor[Any] | None] = [None, None]
+    if p.pools is not None:
+        query = statements.POOLS_INSERT_ONLY if p.baseline else statements.POOLS_UPSERT
+        cursors[0] = await conn.execute(query, p.pools)
+    if p.results is not None:
+        query = statements.RESULTS_INSERT_ONLY if p.baseline else statements.RESULTS_UPSERT
+        cursors[1] = await conn.execute(query, p.results)
+    return cursors
 
 
-def _copy_field(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+def _series_rows(p: PreparedWrite) -> tuple[list[series.Row], list[series.Row]]:
+    return series.money_flow_rows(p.money_flow, p.race_id), series.odds_rows(p.odds, p.race_id)
 
 
-def copy_text(rows: list[tuple[Any, ...]]) -> bytes:
-    """Rows in COPY text format, built in one go (one write instead of one await per row)."""
-    lines = ["\t".join([_copy_field(v) for v in row]) for row in rows]
-    lines.append("")
-    return "\n".join(lines).encode("utf-8")
+def _copy_payloads(p: PreparedWrite) -> list[tuple[bytes, bytes]]:
+    """(COPY statement, data) of each non-empty series."""
+    money_flow, odds = _series_rows(p)
+    return [
+        (statement, series.copy_text(rows))
+        for rows, statement in ((money_flow, statements.MONEY_FLOW_COPY), (odds, statements.ODDS_COPY))
+        if rows
+    ]
 
 
-async def _write_series(conn: AsyncConnection[Any], p: PreparedWrite, mode: SeriesMode) -> None:
-    if mode == "copy":
-        cur = conn.cursor()
-        for rows, statement in ((p.money_flow, statements.MONEY_FLOW_COPY), (p.odds, statements.ODDS_COPY)):
-            if rows:
-                async with cur.copy(statement) as copy:
-                    await copy.write(copy_text(rows))
-        return
-    async with conn.pipeline():
-        for rows, query, names in (
-            (p.money_flow, statements.MONEY_FLOW_INSERT, statements.MONEY_FLOW_COLUMNS),
-            (p.odds, statements.ODDS_INSERT, statements.ODDS_COLUMNS),
-        ):
-            for chunk in chunks(rows):
-                document = rows_document([dict(zip(names, row, strict=True)) for row in chunk], names)
-                await conn.execute(query, (document,))
+async def _copy_series(conn: AsyncConnection[Any], payloads: list[tuple[bytes, bytes]]) -> None:
+    cur = conn.cursor()
+    for statement, data in payloads:
+        async with cur.copy(statement) as copy:
+            await copy.write(data)
+
+
+async def _insert_series(conn: AsyncConnection[Any], p: PreparedWrite) -> None:
+    """Queue the series as multi-row INSERTs (inside a pipeline)."""
+    money_flow, odds = _series_rows(p)
+    for rows, query, columns in (
+        (money_flow, statements.MONEY_FLOW_INSERT, statements.MONEY_FLOW_COLUMNS),
+        (odds, statements.ODDS_INSERT, statements.ODDS_COLUMNS),
+    ):
+        for chunk in chunks(rows):
+            await conn.execute(query, (series.insert_document(chunk, columns),))

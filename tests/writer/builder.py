@@ -13,7 +13,7 @@ from services.common.proto.raceday.v1 import race_pb2
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.synthetic import SyntheticRace, synthetic_update
-from services.writer.write_path import WriteResult, write_race_update
+from services.writer.write_path import SeriesMode, WriteResult, write_race_update
 
 # 2025-07-17 12:50 NZST, the recorded event's start.
 START = datetime(2025, 7, 17, 0, 50, tzinfo=UTC)
@@ -78,14 +78,21 @@ async def ensure(maintainer: PartitionMaintainer, *days: date) -> None:
 
 
 async def write(
-    db: Database, maintainer: PartitionMaintainer, update: race_pb2.RaceUpdate, *, baseline: bool = False
+    db: Database,
+    maintainer: PartitionMaintainer,
+    update: race_pb2.RaceUpdate,
+    *,
+    baseline: bool = False,
+    series_mode: SeriesMode = "copy",
 ) -> WriteResult:
     """Write through the real write path (missing partitions recovered on the maintenance path)."""
 
     async def ensure_days(days: Iterable[date]) -> object:
         return await maintainer.ensure_days(days, reason="missing_partition")
 
-    return await write_race_update(db, update, baseline=baseline, ensure_days=ensure_days)
+    return await write_race_update(
+        db, update, baseline=baseline, ensure_days=ensure_days, series_mode=series_mode
+    )
 
 
 async def fetch(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
