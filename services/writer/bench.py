@@ -9,13 +9,16 @@ or the embedded PostgreSQL), migrated by the real migrations. Two scenarios:
 - next_poll: the following poll of the same race (entrants updated, new money-flow rows,
   the odds that changed).
 
-Both series paths run interleaved in the same run. Exits 1 when any write fails or the
-first-poll COPY median exceeds --max-median-ms.
+Both series paths run interleaved in the same run. Besides latency and throughput it reports
+where the time goes: the benchmark process's CPU per write (the writer's Python side) and,
+when the server runs on this machine, the PostgreSQL backends' CPU per write. Exits 1 when
+any write fails or the first-poll COPY median exceeds --max-median-ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -68,6 +71,7 @@ class Series:
     """Latencies and rows of one (scenario, path)."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
     rows: int = 0
     failures: int = 0
 
@@ -93,6 +97,7 @@ async def _write(db: Database, update: race_pb2.RaceUpdate, mode: SeriesMode, se
     async def no_ensure(days: object) -> None:
         raise RuntimeError("partition missing during the benchmark")
 
+    cpu_started = time.process_time()
     started = time.perf_counter()
     try:
         result = await write_race_update(db, update, baseline=False, ensure_days=no_ensure, series_mode=mode)
@@ -102,13 +107,29 @@ async def _write(db: Database, update: race_pb2.RaceUpdate, mode: SeriesMode, se
         print(f"write failed ({mode}): {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
         return
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     if series is None:
         return
     if not result.written:
         series.failures += 1
         return
     series.seconds.append(elapsed)
+    series.cpu_seconds += cpu
     series.rows += _rows(result)
+
+
+def _backend_cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU of these server processes, or None when they are not on this machine."""
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def _bench(args: argparse.Namespace, server_url: str) -> int:
@@ -128,7 +149,13 @@ async def _bench(args: argparse.Namespace, server_url: str) -> int:
         finally:
             await conn.close()
         await db.open(url)
+        async with db.read_connection() as conn:
+            cur = await conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            pids = [row[0] for row in await cur.fetchall()]
+        cpu_before = _backend_cpu_seconds(pids)
         results = await _measure(db, args, now_ms=to_epoch_ms(now))
+        cpu_after = _backend_cpu_seconds(pids)
+        server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     finally:
         await db.close()
         if not args.keep_database:
@@ -136,7 +163,7 @@ async def _bench(args: argparse.Namespace, server_url: str) -> int:
                 await admin.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
                 )
-    return _report(args, results, version)
+    return _report(args, results, version, server_cpu)
 
 
 async def _measure(db: Database, args: argparse.Namespace, now_ms: int) -> dict[tuple[str, str], Series]:
@@ -167,12 +194,14 @@ async def _measure(db: Database, args: argparse.Namespace, now_ms: int) -> dict[
     return results
 
 
-def _report(args: argparse.Namespace, results: dict[tuple[str, str], Series], version: int) -> int:
+def _report(
+    args: argparse.Namespace, results: dict[tuple[str, str], Series], version: int, server_cpu: float | None
+) -> int:
     print(
         f"raceday bench write: {args.runners} runners, {args.updates} measured updates per path and "
         f"scenario after {args.warmup} warm-up, PostgreSQL {version // 10000}.{version % 10000}"
     )
-    columns = ("median_ms", "p99_ms", "mean_ms", "rows/upd", "rows/s")
+    columns = ("median_ms", "p99_ms", "mean_ms", "cpu_ms", "rows/upd", "rows/s")
     print(f"{'scenario':<11} {'path':<7} " + " ".join(f"{c:>9}" for c in columns))
     failures = 0
     for (scenario, mode), series in results.items():
@@ -184,10 +213,18 @@ def _report(args: argparse.Namespace, results: dict[tuple[str, str], Series], ve
         mean = statistics.fmean(series.seconds) * 1000
         per_update = series.rows / len(series.seconds)
         rate = series.rows / sum(series.seconds)
+        cpu = series.cpu_seconds / len(series.seconds) * 1000
         print(
             f"{scenario:<11} {mode:<7} {median:>9.2f} {series.percentile(0.99):>9.2f} {mean:>9.2f} "
-            f"{per_update:>9.0f} {rate:>9.0f}"
+            f"{cpu:>9.2f} {per_update:>9.0f} {rate:>9.0f}"
         )
+    print("cpu_ms: this process's CPU per write (the writer's side: validation, rendering, driver)")
+    writes = 4 * (args.warmup + args.updates)
+    if server_cpu is None:
+        print("PostgreSQL CPU per write: not measured (the server is not on this machine)")
+    else:
+        per_write = server_cpu / writes * 1000
+        print(f"PostgreSQL CPU per write (every path and scenario, warm-up included): {per_write:.2f} ms")
     copy = results[("first_poll", "copy")]
     status = 0
     if failures:

@@ -178,6 +178,7 @@ def test_bench_write_runs_and_reports(pg_server_url: str) -> None:
     lines = result.stdout.splitlines()
     assert any(line.startswith("first_poll  copy") for line in lines), result.stdout
     assert any(line.startswith("next_poll   insert") for line in lines), result.stdout
+    assert any(line.startswith("PostgreSQL CPU per write") for line in lines), result.stdout
     with psycopg.connect(pg_server_url) as conn:
         leftovers = conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'raceday_bench_%'"
