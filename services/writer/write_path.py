@@ -4,8 +4,8 @@ Order inside the transaction (§6.1): timeouts, meeting, race, the poll's identi
 entrants, money-flow COPY, odds COPY, pools, results, meeting status, COMMIT. The
 statements before and after the COPYs are pipelined, so a poll costs a handful of round
 trips, and the series are rendered while the server works through the first pipeline.
-(The multi-row INSERT alternative, for `raceday bench write`, keeps the same order in
-one pipeline.) The update's identity (race_id, polled_at) is recorded in race_polls in the same
+(The multi-row INSERT alternative, for `raceday bench write`, keeps the same order in one
+pipeline.) The update's identity (race_id, polled_at) is recorded in race_polls in the same
 transaction: a second delivery finds it and rolls back, writing nothing. Any error rolls
 back the whole poll. A missing partition (SQLSTATE 23514) is recovered outside the
 transaction: the connection is released, the partition is created on the maintenance
@@ -358,7 +358,7 @@ async def _transaction(
     entrant_cursors: list[AsyncCursor[Any]] = []
     odds_owned = not p.baseline
     copies: list[tuple[bytes, bytes]] = []
-    tail: list[AsyncCursor[Any] | None] = []
+    tail: list[AsyncCursor[Any] | None] = [None, None]  # pools, results
     async with conn.pipeline():
         await conn.execute(statements.SET_TIMEOUTS, statements.timeouts(settings))
         await conn.execute(statements.MEETING_INSERT_MINIMAL, p.meeting)
