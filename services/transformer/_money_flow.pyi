@@ -10,6 +10,9 @@ arguments that are not the payload raise plain `ValueError`: `polled_at_ms` outs
 or non-finite price, or a `prior_state["race_id"]` (when not "") of another race.
 Entries of the prior state that a poll leaves unchanged are passed on into the new state as
 the same dict objects: treat states as values to hand on, not to mutate.
+The extension has no NZ calendar: when the payload has no valid `data.race.race_date_nz`,
+`race["race_date_nz"]` and `meeting["date"]` are None (an invalid one also gives a finding);
+`services.transformer.engine.run_transform` fills them in from services/common/nztime.
 See rust_ext/README.md for the JSON reader's rules.
 """
 

@@ -22,7 +22,7 @@ from services.transformer.documents import (
     state_from_document,
     update_document,
 )
-from services.transformer.engine import one_line
+from services.transformer.engine import one_line, run_transform
 from services.transformer.errors import PayloadError
 from services.transformer.records import PriorState, empty_state
 
@@ -128,7 +128,7 @@ def _transform(payload_path: Path, at: str, state_path: Path | None) -> tuple[di
     try:
         if state is None:
             state = empty_state(_money_flow.event_summary(payload)["event_id"])
-        update = _money_flow.transform(payload, polled_at_ms, state)
+        update = run_transform(_money_flow, payload, polled_at_ms, state)
     except PayloadError as exc:
         raise _InputError(f"invalid payload {payload_path}: {one_line(str(exc))}") from None
     except ValueError as exc:

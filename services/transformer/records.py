@@ -77,7 +77,9 @@ class RaceRecord(TypedDict):
     status_raw: str | None
     start_time: int
     actual_start: int | None
-    race_date_nz: str
+    # None when the payload has no valid date: engine.run_transform fills it in (NZ date of
+    # start_time), so the engines carry no NZ calendar of their own.
+    race_date_nz: str | None
     start_time_nz: str | None
     tote_start_time: str | None
     type: str | None
@@ -104,7 +106,7 @@ class MeetingRecord(TypedDict):
 
     meeting_id: str
     meeting_name: str
-    date: str
+    date: str | None  # = the race's race_date_nz, so None when that is (run_transform fills both)
     country: str
     state: str | None
     category: str

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime
-
-from services.common import nztime
+from datetime import date
 
 MAX_EPOCH_S = 4_102_444_799  # 2099-12-31T23:59:59Z: later starts are not real races
 MAX_EPOCH_MS = MAX_EPOCH_S * 1000 + 999
@@ -141,8 +139,3 @@ def parse_rfc3339_ms(s: str) -> int | None:
         offset_s = (oh * 3600 + om * 60) * (-1 if m[8][0] == "-" else 1)
     secs = (day.toordinal() - _EPOCH_DAY) * 86_400 + hour * 3600 + minute * 60 + second - offset_s
     return secs * 1000 + frac_ms
-
-
-def nz_date_text(epoch_s: int) -> str:
-    """YYYY-MM-DD of the Pacific/Auckland date of an instant."""
-    return nztime.nz_date(datetime.fromtimestamp(epoch_s, UTC)).isoformat()

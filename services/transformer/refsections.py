@@ -45,7 +45,6 @@ from services.transformer.refjson import (
 from services.transformer.refmath import (
     MAX_EPOCH_S,
     is_iso_date,
-    nz_date_text,
     parse_rfc3339_ms,
     round_half_up,
 )
@@ -116,13 +115,14 @@ def read_race(value: object, out: Findings) -> tuple[RaceRecord, str]:
         out.add("unknown_status", "warning", message)
     actual_start = opt_epoch_ms("data.race.actual_start", member(race, "actual_start"), MAX_EPOCH_S, out)
     raw_date = member(race, "race_date_nz")
+    # Like the extension, leave a missing or invalid date absent: engine.run_transform derives it
+    # after either engine has run, from services/common/nztime (the one NZ calendar).
+    race_date_nz: str | None = None
     if isinstance(raw_date, str) and is_iso_date(raw_date):
         race_date_nz = raw_date
-    else:
-        if not is_missing(raw_date):
-            got = "a string that is not YYYY-MM-DD" if isinstance(raw_date, str) else kind(raw_date)
-            out.invalid(f"data.race.race_date_nz: expected YYYY-MM-DD, got {got}")
-        race_date_nz = nz_date_text(adv)
+    elif not is_missing(raw_date):
+        got = "a string that is not YYYY-MM-DD" if isinstance(raw_date, str) else kind(raw_date)
+        out.invalid(f"data.race.race_date_nz: expected YYYY-MM-DD, got {got}")
 
     def text(key: str, path_key: str | None = None) -> str | None:
         return opt_text(f"data.race.{path_key or key}", member(race, key), out)

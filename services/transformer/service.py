@@ -27,7 +27,7 @@ from services.transformer.convert import (
     state_from_proto,
     update_to_proto,
 )
-from services.transformer.engine import MoneyFlowEngine, one_line
+from services.transformer.engine import MoneyFlowEngine, one_line, run_transform
 from services.transformer.errors import PayloadError
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class TransformerService(transformer_pb2_grpc.TransformerServiceServicer):
             raise RequestError(f"polled_at is out of range: {polled_at_ms} ms since the epoch")
         prior_state = state_from_proto(request.prior_state)
         try:
-            update = self._engine.transform(request.payload, polled_at_ms, prior_state)
+            update = run_transform(self._engine, request.payload, polled_at_ms, prior_state)
         except PayloadError:
             raise
         except ValueError as exc:

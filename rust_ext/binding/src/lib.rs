@@ -597,7 +597,7 @@ fn update_to_py<'py>(
     set!(race, "status_raw", r.status_raw.as_deref());
     set!(race, "start_time", r.start_time);
     set!(race, "actual_start", r.actual_start);
-    set!(race, "race_date_nz", r.race_date_nz.as_ref());
+    set!(race, "race_date_nz", r.race_date_nz.as_deref());
     set!(race, "start_time_nz", r.start_time_nz.as_deref());
     set!(race, "tote_start_time", r.tote_start_time.as_deref());
     set!(race, "type", r.race_type.as_deref());
@@ -635,7 +635,7 @@ fn update_to_py<'py>(
     );
     set!(meeting, "meeting_id", m.meeting_id.as_ref());
     set!(meeting, "meeting_name", m.meeting_name.as_ref());
-    set!(meeting, "date", m.date.as_ref());
+    set!(meeting, "date", m.date.as_deref());
     set!(meeting, "country", m.country.as_ref());
     set!(meeting, "state", m.state.as_deref());
     set!(meeting, "category", m.category.as_ref());

@@ -1,5 +1,8 @@
-//! Calendar helpers without a time-zone database: civil dates, RFC 3339 instants and the
-//! NZ calendar date of an instant (Pacific/Auckland rules in force since 2007).
+//! Calendar helpers without a time-zone database: civil dates and RFC 3339 instants.
+//!
+//! No NZ (Pacific/Auckland) calendar rule lives here on purpose: the NZ date of an instant comes
+//! only from services/common/nztime.py. A race date the payload lacks is left absent and filled in
+//! on the Python side (services/transformer/engine.py).
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 #[must_use]
@@ -11,21 +14,6 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-/// The date (year, month, day) of a day number since 1970-01-01.
-#[must_use]
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn is_leap(y: i64) -> bool {
@@ -116,37 +104,9 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     Some(secs * 1000 + frac_ms)
 }
 
-/// `YYYY-MM-DD` of the Pacific/Auckland calendar date of an instant (epoch seconds).
-///
-/// NZST is UTC+12 and NZDT UTC+13, from 02:00 NZST on the last Sunday of September to
-/// 03:00 NZDT on the first Sunday of April (the rules in force since 2007).
-#[must_use]
-pub fn nz_date_of(epoch_s: i64) -> String {
-    let (year, _, _) = civil_from_days(epoch_s.div_euclid(86_400));
-    let weekday = |days: i64| (days + 4).rem_euclid(7); // 0 = Sunday; 1970-01-01 was a Thursday
-    let sep30 = days_from_civil(year, 9, 30);
-    let dst_start = (sep30 - weekday(sep30)) * 86_400 - 10 * 3600;
-    let apr1 = days_from_civil(year, 4, 1);
-    let dst_end = (apr1 + (7 - weekday(apr1)) % 7) * 86_400 - 10 * 3600;
-    let offset = if epoch_s >= dst_start || epoch_s < dst_end { 13 * 3600 } else { 12 * 3600 };
-    let (y, m, d) = civil_from_days((epoch_s + offset).div_euclid(86_400));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nz_dates_follow_the_offset() {
-        // 2025-07-17T00:50:00Z is 12:50 NZST on the 17th; 11:59Z is 23:59 NZST.
-        assert_eq!(nz_date_of(1_752_713_400), "2025-07-17");
-        assert_eq!(nz_date_of(1_752_753_599), "2025-07-17");
-        assert_eq!(nz_date_of(1_752_753_600), "2025-07-18");
-        // NZDT: 2025-01-10T11:00:00Z is 00:00 NZDT on the 11th.
-        assert_eq!(nz_date_of(1_736_506_800), "2025-01-11");
-        assert_eq!(nz_date_of(1_736_506_799), "2025-01-10");
-    }
 
     #[test]
     fn parses_generated_time() {

@@ -14,7 +14,7 @@ use crate::json::{Json, Kind, Scalar};
 use crate::numeric::{self, MAX_EPOCH_S};
 use crate::payload::{decode, require_object_root, RawData, RawRace, RawRoot, RawRunner};
 use crate::state::{BucketLatest, LastOdds, Pools, PriorState};
-use crate::time::{is_iso_date, nz_date_of, parse_rfc3339_ms};
+use crate::time::{is_iso_date, parse_rfc3339_ms};
 use crate::update::{
     EntrantMoneyFlow, EntrantRecord, FixedOdds, MeetingRecord, MoneyFlowRow, OddsChange, RaceRecord,
     RaceUpdate, ResultsRecord, ODDS_TYPES,
@@ -297,16 +297,18 @@ fn read_race<'a>(
         out.add("unknown_status", "warning", message, None);
     }
     let actual_start = opt_epoch_ms("data.race.actual_start", &race.actual_start, out);
+    // Without a valid date from the payload the date stays absent: Python derives it from the
+    // advertised start with services/common/nztime, the one NZ calendar in the codebase.
     let race_date_nz = match race.race_date_nz {
-        Scalar::Str(s) if is_iso_date(&s) => s,
-        Scalar::Absent | Scalar::Null => Cow::Owned(nz_date_of(adv)),
+        Scalar::Str(s) if is_iso_date(&s) => Some(s),
+        Scalar::Absent | Scalar::Null => None,
         other => {
             let got = match &other {
                 Scalar::Str(_) => "a string that is not YYYY-MM-DD".to_owned(),
                 o => o.kind().name().to_owned(),
             };
             out.invalid(format!("data.race.race_date_nz: expected YYYY-MM-DD, got {got}"));
-            Cow::Owned(nz_date_of(adv))
+            None
         }
     };
     let start_time_nz = opt_text("data.race.start_time_nz", race.start_time_nz, out);

@@ -17,7 +17,8 @@ pub struct RaceRecord<'a> {
     pub status_raw: Option<Cow<'a, str>>,
     pub start_time: i64,
     pub actual_start: Option<i64>,
-    pub race_date_nz: Cow<'a, str>,
+    /// `None` when the payload has no valid date: the caller derives it (NZ date of the start).
+    pub race_date_nz: Option<Cow<'a, str>>,
     pub start_time_nz: Option<Cow<'a, str>>,
     pub tote_start_time: Option<Cow<'a, str>>,
     pub race_type: Option<Cow<'a, str>>,
@@ -45,7 +46,8 @@ pub struct RaceRecord<'a> {
 pub struct MeetingRecord<'a> {
     pub meeting_id: Cow<'a, str>,
     pub meeting_name: Cow<'a, str>,
-    pub date: Cow<'a, str>,
+    /// The race's `race_date_nz`, absent when that is.
+    pub date: Option<Cow<'a, str>>,
     pub country: Cow<'a, str>,
     pub state: Option<Cow<'a, str>>,
     pub category: Cow<'a, str>,

@@ -183,6 +183,42 @@ fn odds_changes_compare_hundredths() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn race_date_is_kept_when_valid_and_left_absent_otherwise() -> TestResult {
+    // The core has no NZ calendar: a missing or invalid race_date_nz stays absent (the Python
+    // side derives it from the advertised start with services/common/nztime).
+    let valid = open_race(1_752_713_400, 100_000, 50_000, 10.0, None);
+    let text = String::from_utf8(valid.clone())?;
+    let cases = [
+        (valid, Some("2025-07-17"), None),
+        (text.replace(r#", "race_date_nz": "2025-07-17""#, "").into_bytes(), None, None),
+        (text.replace(r#""2025-07-17"}"#, "null}").into_bytes(), None, None),
+        (
+            text.replace(r#""2025-07-17"}"#, r#""17/07/2025"}"#).into_bytes(),
+            None,
+            Some("data.race.race_date_nz: expected YYYY-MM-DD, got a string that is not YYYY-MM-DD"),
+        ),
+        (
+            text.replace(r#""2025-07-17"}"#, "20250717}").into_bytes(),
+            None,
+            Some("data.race.race_date_nz: expected YYYY-MM-DD, got number"),
+        ),
+    ];
+    for (payload, date, finding) in cases {
+        let update = transform(&payload, 1_752_712_800_000, &PriorState::empty(""))?;
+        assert_eq!(update.race.race_date_nz.as_deref(), date);
+        assert_eq!(update.meeting.date.as_deref(), date);
+        let findings: Vec<&str> = update
+            .quality
+            .iter()
+            .filter(|q| q.message.contains("race_date_nz"))
+            .map(|q| q.message.as_str())
+            .collect();
+        assert_eq!(findings, finding.into_iter().collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
 fn pools_match(update: &RaceUpdate<'_>, want: &Value) -> TestResult {
     let p = update.pools.as_ref().ok_or("no pools")?;
     let got = json!({
