@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,10 +64,14 @@ def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") 
     The data survives restarts; with cleanup_mode "stop" the server stops when the
     last process using it exits, "delete" also removes the data (for tests).
     """
-    import pgserver  # imported lazily: only needed when no server is configured
-
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime directory; without XDG_RUNTIME_DIR (containers,
+        # CI, su shells) platformdirs falls back to /tmp/runtime-<uid> and warns. Harmless here.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver  # imported lazily: only needed when no server is configured
+
+        server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
     url = str(server.get_uri())
     log_event(logger, "embedded_postgres_started", pgdata=str(pgdata))
     return url
