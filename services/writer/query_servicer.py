@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from google.protobuf.message import Message
+
 from services.common.nztime import utc_now
 from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc
 from services.writer import metrics
@@ -11,6 +15,11 @@ from services.writer.queries import alerts, entrants, meetings, pools, races, st
 from services.writer.rpc import Context, handled
 
 _Q = metrics.QUERY_SECONDS
+
+
+def _now(request: Message) -> datetime:
+    """The request's `now`, or the current time when it is absent."""
+    return opt_ts(request, "now") or utc_now()
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -64,15 +73,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.GetRaceNavigationRequest, context: Context
     ) -> query_pb2.GetRaceNavigationResponse:
         """Previous, next and next scheduled race."""
-        nav = await races.get_navigation(self._db, request.race_id, opt_ts(request, "now") or utc_now())
-        response = query_pb2.GetRaceNavigationResponse()
-        if nav.previous_race is not None:
-            response.previous_race.CopyFrom(nav.previous_race)
-        if nav.next_race is not None:
-            response.next_race.CopyFrom(nav.next_race)
-        if nav.next_scheduled_race is not None:
-            response.next_scheduled_race.CopyFrom(nav.next_scheduled_race)
-        return response
+        nav = await races.get_navigation(self._db, request.race_id, _now(request))
+        # None leaves a message field absent.
+        return query_pb2.GetRaceNavigationResponse(
+            previous_race=nav.previous_race,
+            next_race=nav.next_race,
+            next_scheduled_race=nav.next_scheduled_race,
+        )
 
     @handled("ListUpcomingRaces", _Q)
     async def ListUpcomingRaces(
@@ -81,7 +88,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         """Races starting within the window, not final or abandoned."""
         upcoming = await races.list_upcoming(
             self._db,
-            opt_ts(request, "now") or utc_now(),
+            _now(request),
             request.window_minutes,
             request.lookback_minutes,
             request.limit,
@@ -97,11 +104,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.GetNextScheduledRaceRequest, context: Context
     ) -> query_pb2.GetNextScheduledRaceResponse:
         """The next race to start that is open or unknown (absent when none)."""
-        race = await races.get_next_scheduled(self._db, opt_ts(request, "now") or utc_now())
-        response = query_pb2.GetNextScheduledRaceResponse()
-        if race is not None:
-            response.race.CopyFrom(race)
-        return response
+        race = await races.get_next_scheduled(self._db, _now(request))
+        return query_pb2.GetNextScheduledRaceResponse(race=race)
 
     @handled("ListEntrants", _Q)
     async def ListEntrants(

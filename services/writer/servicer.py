@@ -22,6 +22,12 @@ from services.writer.write_path import write_race_update
 logger = logging.getLogger(__name__)
 
 
+def _require_job_key(job: str, run_key: str) -> None:
+    """INVALID_ARGUMENT unless both halves of a job run's key are given."""
+    if not job or not run_key:
+        raise InvalidArgumentError("job and run_key are required")
+
+
 class WriterServicer(writer_pb2_grpc.WriterServiceServicer):
     """gRPC front of the writer's storage operations."""
 
@@ -104,8 +110,7 @@ class WriterServicer(writer_pb2_grpc.WriterServiceServicer):
         self, request: writer_pb2.RecordJobRunRequest, context: Context
     ) -> writer_pb2.RecordJobRunResponse:
         """Insert or update a day-level job run keyed by (job, started_at)."""
-        if not request.job or not request.run_key:
-            raise InvalidArgumentError("job and run_key are required")
+        _require_job_key(request.job, request.run_key)
         if request.status not in jobs.JOB_STATUSES:
             raise InvalidArgumentError(f"status must be one of {', '.join(jobs.JOB_STATUSES)}")
         try:
@@ -130,8 +135,7 @@ class WriterServicer(writer_pb2_grpc.WriterServiceServicer):
         self, request: writer_pb2.GetJobRunRequest, context: Context
     ) -> writer_pb2.GetJobRunResponse:
         """The latest run of a job for a key."""
-        if not request.job or not request.run_key:
-            raise InvalidArgumentError("job and run_key are required")
+        _require_job_key(request.job, request.run_key)
         async with self._db.read_connection() as conn:
             run = await jobs.latest_job_run(conn, request.job, request.run_key)
         if run is None:

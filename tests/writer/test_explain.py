@@ -19,6 +19,16 @@ MF_INDEX = "money_flow_history_2025_07_17_entrant_id_time_interval_even_idx"
 ODDS_INDEX = "odds_history_2025_07_17_entrant_id_type_event_timestamp_idx"
 FAR_DAY = START.date() + timedelta(days=5)
 WINDOW = {"lower": START - timedelta(days=1), "upper": START + timedelta(days=1)}
+# Parameters of the previous/next race queries.
+NEIGHBOUR = {
+    "race_id": "R",
+    "race_date_nz": START.date(),
+    "start_time": START,
+    "meeting_name": "Test Park",
+    "race_number": 1,
+    "day_start": START - timedelta(days=1),
+    "day_end": START + timedelta(days=1),
+}
 
 CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     (
@@ -46,29 +56,13 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     (
         "previous race",
         races.PREVIOUS_RACE_SQL,
-        {
-            "race_id": "R",
-            "race_date_nz": START.date(),
-            "start_time": START,
-            "meeting_name": "Test Park",
-            "race_number": 1,
-            "day_start": START - timedelta(days=1),
-            "day_end": START + timedelta(days=1),
-        },
+        NEIGHBOUR,
         ("races_start_time_idx",),
     ),
     (
         "next race",
         races.NEXT_RACE_SQL,
-        {
-            "race_id": "R",
-            "race_date_nz": START.date(),
-            "start_time": START,
-            "meeting_name": "Test Park",
-            "race_number": 1,
-            "day_start": START - timedelta(days=1),
-            "day_end": START + timedelta(days=1),
-        },
+        NEIGHBOUR,
         ("races_start_time_idx",),
     ),
     ("next scheduled", races.NEXT_SCHEDULED_SQL, {"now": START}, ("races_start_time_idx",)),

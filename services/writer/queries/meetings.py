@@ -10,8 +10,8 @@ from psycopg.rows import dict_row
 from services.common.nztime import nz_today
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.db import Database
-from services.writer.errors import InvalidArgumentError, NotFoundError
-from services.writer.queries.rows import MEETING_SELECT, fetch_one, meeting_from_row, require_id
+from services.writer.errors import InvalidArgumentError
+from services.writer.queries.rows import MEETING_SELECT, fetch_found, meeting_from_row, require_id
 
 _CATEGORY_ALIASES: Final = {
     "t": "T",
@@ -74,7 +74,6 @@ async def list_meetings(
 async def get_meeting(db: Database, meeting_id: str) -> race_pb2.Meeting:
     """One meeting with its race count and first race time; NotFoundError when unknown."""
     require_id(meeting_id, "meeting_id")
-    row = await fetch_one(db, GET_MEETING_SQL, {"meeting_id": meeting_id})
-    if row is None:
-        raise NotFoundError("Meeting not found")
-    return meeting_from_row(row)
+    return meeting_from_row(
+        await fetch_found(db, GET_MEETING_SQL, {"meeting_id": meeting_id}, "Meeting not found")
+    )

@@ -8,8 +8,7 @@ from typing import Final
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.convert import set_fields
 from services.writer.db import Database
-from services.writer.errors import NotFoundError
-from services.writer.queries.rows import fetch_one, require_id
+from services.writer.queries.rows import fetch_found, require_id
 
 POOLS_SQL: Final = """
 SELECT race_id, win_pool_total, place_pool_total, quinella_pool_total, trifecta_pool_total,
@@ -28,9 +27,7 @@ FROM race_results WHERE race_id = %(race_id)s
 async def get_pools(db: Database, race_id: str) -> race_pb2.RacePools:
     """The race's pool totals; NotFoundError when the race or its pools are unknown."""
     require_id(race_id, "race_id")
-    row = await fetch_one(db, POOLS_SQL, {"race_id": race_id})
-    if row is None:
-        raise NotFoundError("Pool data not found")
+    row = await fetch_found(db, POOLS_SQL, {"race_id": race_id}, "Pool data not found")
     pools = race_pb2.RacePools()
     set_fields(pools, row)
     return pools
@@ -39,9 +36,7 @@ async def get_pools(db: Database, race_id: str) -> race_pb2.RacePools:
 async def get_results(db: Database, race_id: str) -> race_pb2.RaceResults:
     """The race's results, dividends and flags; NotFoundError when none are stored."""
     require_id(race_id, "race_id")
-    row = await fetch_one(db, RESULTS_SQL, {"race_id": race_id})
-    if row is None:
-        raise NotFoundError("Race results not found")
+    row = await fetch_found(db, RESULTS_SQL, {"race_id": race_id}, "Race results not found")
     results = race_pb2.RaceResults()
     documents = {
         "results_data_json": row.pop("results_data"),

@@ -16,7 +16,7 @@ from services.common.nztime import nz_day_bounds
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.db import Database
 from services.writer.errors import NotFoundError
-from services.writer.queries.rows import RACE_SELECT, fetch_one, race_from_row, require_id
+from services.writer.queries.rows import RACE_SELECT, fetch_found, fetch_one, race_from_row, require_id
 
 UPCOMING_WINDOW_DEFAULT = 120
 UPCOMING_WINDOW_MAX = 480
@@ -112,18 +112,13 @@ async def list_races(db: Database, meeting_id: str) -> list[race_pb2.Race]:
 async def get_race(db: Database, race_id: str) -> race_pb2.Race:
     """One race with its summary fields; NotFoundError when unknown."""
     require_id(race_id, "race_id")
-    row = await fetch_one(db, GET_RACE_SQL, {"race_id": race_id})
-    if row is None:
-        raise NotFoundError("Race not found")
-    return race_from_row(row)
+    return race_from_row(await fetch_found(db, GET_RACE_SQL, {"race_id": race_id}, "Race not found"))
 
 
 async def get_navigation(db: Database, race_id: str, now: datetime) -> Navigation:
     """Previous and next race of the same NZ racing day, and the next scheduled race."""
     require_id(race_id, "race_id")
-    race = await fetch_one(db, GET_RACE_SQL, {"race_id": race_id})
-    if race is None:
-        raise NotFoundError("Race not found")
+    race = await fetch_found(db, GET_RACE_SQL, {"race_id": race_id}, "Race not found")
     day_start, day_end = nz_day_bounds(race["race_date_nz"])
     params = {
         "race_id": race["race_id"],

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from services.common.proto.raceday.v1 import race_pb2
 from services.writer.convert import set_fields
 from services.writer.db import Database
-from services.writer.errors import InvalidArgumentError
+from services.writer.errors import InvalidArgumentError, NotFoundError
 
 
 def require_id(value: str, name: str) -> None:
@@ -25,6 +25,14 @@ async def fetch_one(db: Database, query: str, params: dict[str, Any]) -> dict[st
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(query, params)
         return await cur.fetchone()
+
+
+async def fetch_found(db: Database, query: str, params: dict[str, Any], not_found: str) -> dict[str, Any]:
+    """One row as a dict from the read pool; NotFoundError(`not_found`) when there is none."""
+    row = await fetch_one(db, query, params)
+    if row is None:
+        raise NotFoundError(not_found)
+    return row
 
 
 MEETING_SELECT: Final = """
