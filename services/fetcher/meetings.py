@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.nztime import nz_date
@@ -21,6 +22,14 @@ def _text(item: Mapping[str, Any], key: str) -> str | None:
 def _integer(item: Mapping[str, Any], key: str) -> int | None:
     value = item.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _copy_texts(target: Message, item: Mapping[str, Any], keys: Iterable[str]) -> None:
+    """Set each optional text field of `target` that `item` carries (absent or blank stays unset)."""
+    for key in keys:
+        value = _text(item, key)
+        if value is not None:
+            setattr(target, key, value)
 
 
 def race_from_summary(meeting_id: str, summary: Mapping[str, Any]) -> race_pb2.Race | None:
@@ -52,10 +61,7 @@ def race_from_summary(meeting_id: str, summary: Mapping[str, Any]) -> race_pb2.R
     )
     if raw_status is not None:
         race.status_raw = raw_status
-    for key in ("tote_start_time", "track_condition", "weather", "country", "state"):
-        value = _text(summary, key)
-        if value is not None:
-            setattr(race, key, value)
+    _copy_texts(race, summary, ("tote_start_time", "track_condition", "weather", "country", "state"))
     distance = _integer(summary, "distance")
     if distance is not None:
         race.distance = distance
@@ -83,10 +89,7 @@ def meeting_with_races(item: Mapping[str, Any]) -> writer_pb2.MeetingWithRaces |
         country=country,
         category=category or "",
     )
-    for key in ("state", "category_name", "track_condition", "tote_status"):
-        value = _text(item, key)
-        if value is not None:
-            setattr(meeting, key, value)
+    _copy_texts(meeting, item, ("state", "category_name", "track_condition", "tote_status"))
     number = _integer(item, "tote_meeting_number")
     if number is not None:
         meeting.tote_meeting_number = number

@@ -110,7 +110,8 @@ class Scheduler:
     @property
     def inflight(self) -> int:
         """Polls in flight."""
-        return sum(1 for race in self._races.values() if race.in_flight)
+        # `_running` moves with every race's `in_flight` flag (set and cleared together).
+        return self._running
 
     async def run(self) -> None:
         """Evaluate and dispatch until `stop()`."""
@@ -212,9 +213,13 @@ class Scheduler:
             self._drop(race, "stale", logging.WARNING)
         return len(stale)
 
-    def _drop(self, race: TrackedRace, reason: str, level: int = logging.INFO) -> None:
+    def _untrack(self, race: TrackedRace) -> None:
+        # A race leaves the schedule together with its cached state: a re-added race re-reads storage.
         self._races.pop(race.race_id, None)
         self._pipeline.forget(race.race_id)
+
+    def _drop(self, race: TrackedRace, reason: str, level: int = logging.INFO) -> None:
+        self._untrack(race)
         log_event(logger, "race_dropped", level, race_id=race.race_id, reason=reason, polls=race.polls)
 
     def _start_changed(self, race: TrackedRace, new_start_ms: int) -> None:
@@ -241,8 +246,11 @@ class Scheduler:
         """Start every due poll a worker is free for, 15 s tier first, earliest start first."""
         now_ms = self._clock.now_ms()
         due: list[tuple[int, int, TrackedRace, Tier]] = []
+        # Counted here so the gauges need no second tier pass over every race on each dispatch.
+        active: Counter[Tier | None] = Counter()
         for race in self._races.values():
             tier = race.tier(now_ms)
+            active[tier] += 1
             if tier is None:
                 continue
             interval_ms = TIER_SECONDS[tier] * 1000
@@ -262,7 +270,7 @@ class Scheduler:
         free = self._settings.max_concurrent_polls - self._running
         for _, _, race, tier in due[: max(free, 0)]:
             self._start_poll(race, tier, now_ms)
-        self._update_gauges(now_ms)
+        self._update_gauges(now_ms, active)
 
     def _missed(self, race: TrackedRace, tier: Tier, reason: str) -> None:
         metrics.MISSED_POLLS.labels(tier).inc()
@@ -352,8 +360,7 @@ class Scheduler:
                 )
             race.next_due_ms = race.last_started_ms + TIER_SECONDS[new_tier] * 1000
         if is_terminal(race.status):
-            self._races.pop(race.race_id, None)
-            self._pipeline.forget(race.race_id)
+            self._untrack(race)
             log_event(
                 logger,
                 "race_polling_completed",
@@ -368,12 +375,11 @@ class Scheduler:
 
     def active_by_tier(self, now_ms: int) -> dict[Tier, int]:
         """How many scheduled races are in each cadence tier now."""
-        counts = Counter(race.tier(now_ms) for race in self._races.values())
-        return {tier: counts.get(tier, 0) for tier in TIERS}
+        return _by_tier(Counter(race.tier(now_ms) for race in self._races.values()))
 
-    def _update_gauges(self, now_ms: int) -> None:
-        for tier, active in self.active_by_tier(now_ms).items():
-            metrics.ACTIVE_RACES.labels(tier).set(active)
+    def _update_gauges(self, now_ms: int, active: Counter[Tier | None]) -> None:
+        for tier, count in _by_tier(active).items():
+            metrics.ACTIVE_RACES.labels(tier).set(count)
         if self._pipeline.last_success_ms is not None:
             metrics.DATA_AGE_SECONDS.set(max(0, now_ms - self._pipeline.last_success_ms) / 1000)
 
@@ -394,3 +400,8 @@ class Scheduler:
             inflight=self.inflight,
             breaker=self._pipeline.breaker_state,
         )
+
+
+def _by_tier(counts: Counter[Tier | None]) -> dict[Tier, int]:
+    """Per-tier counts in TIERS order (terminal races, tier None, left out)."""
+    return {tier: counts.get(tier, 0) for tier in TIERS}

@@ -12,35 +12,50 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from services.common.logs import log_event
 
 logger = logging.getLogger(__name__)
 
-# (field, expected type name, check) for optional members; wrong types are removed.
-_OPTIONAL_MEETING: Final[tuple[tuple[str, str, Callable[[Any], bool]], ...]] = (
-    ("category_name", "string", lambda v: isinstance(v, str)),
-    ("state", "string", lambda v: isinstance(v, str)),
-    ("track_condition", "string", lambda v: isinstance(v, str)),
-    ("tote_status", "string", lambda v: isinstance(v, str)),
-    ("tote_meeting_number", "integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    ("tote_raceday_date", "string", lambda v: isinstance(v, str)),
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass in Python; JSON true/false is never a number here.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+# (field, expected type name, check): required members, and optional ones (wrong types are removed).
+_Check = tuple[str, str, Callable[[Any], bool]]
+_OPTIONAL_MEETING: Final[tuple[_Check, ...]] = (
+    ("category_name", "string", _is_str),
+    ("state", "string", _is_str),
+    ("track_condition", "string", _is_str),
+    ("tote_status", "string", _is_str),
+    ("tote_meeting_number", "integer", _is_int),
+    ("tote_raceday_date", "string", _is_str),
 )
-_OPTIONAL_RACE: Final[tuple[tuple[str, str, Callable[[Any], bool]], ...]] = (
-    ("name", "string", lambda v: isinstance(v, str)),
-    ("status", "string", lambda v: isinstance(v, str)),
-    ("distance", "integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    ("track_condition", "string", lambda v: isinstance(v, str)),
-    ("weather", "string", lambda v: isinstance(v, str)),
-    ("country", "string", lambda v: isinstance(v, str)),
-    ("state", "string", lambda v: isinstance(v, str)),
-    ("tote_start_time", "string", lambda v: isinstance(v, str)),
-    ("protest", "boolean", lambda v: isinstance(v, bool)),
-    ("protest_reason", "string", lambda v: isinstance(v, str)),
+_OPTIONAL_RACE: Final[tuple[_Check, ...]] = (
+    ("name", "string", _is_str),
+    ("status", "string", _is_str),
+    ("distance", "integer", _is_int),
+    ("track_condition", "string", _is_str),
+    ("weather", "string", _is_str),
+    ("country", "string", _is_str),
+    ("state", "string", _is_str),
+    ("tote_start_time", "string", _is_str),
+    ("protest", "boolean", _is_bool),
+    ("protest_reason", "string", _is_str),
 )
 
 
@@ -117,37 +132,45 @@ def _is_instant(value: Any) -> bool:
         return False
 
 
+_REQUIRED_RACE: Final[tuple[_Check, ...]] = (
+    ("id", "non-empty string", _text),
+    ("race_number", "integer", _is_int),
+    ("start_time", "RFC 3339 instant", _is_instant),
+)
+_REQUIRED_MEETING: Final[tuple[_Check, ...]] = (
+    ("meeting", "non-empty string", _text),
+    ("name", "non-empty string", _text),
+    ("date", "date string (YYYY-MM-DD...)", _is_iso_date),
+    ("country", "non-empty string", _text),
+    ("category", "non-empty string", _text),
+)
+
+
+def _has_required(
+    item: Any, path: str, required: Iterable[_Check], report: ValidationReport, action: str
+) -> TypeGuard[dict[str, Any]]:
+    """True when `item` is an object whose required members all pass; else one warning, False."""
+    if not isinstance(item, dict):
+        _warn(report, path, "object", item, action)
+        return False
+    for name, expected, check in required:
+        if not check(item.get(name)):
+            _warn(report, f"{path}.{name}", expected, item.get(name), action)
+            return False
+    return True
+
+
 def validate_race(item: Any, path: str, report: ValidationReport) -> dict[str, Any] | None:
     """A race summary with usable id, number and start; None (and a warning) otherwise."""
-    if not isinstance(item, dict):
-        _warn(report, path, "object", item, "race dropped")
+    if not _has_required(item, path, _REQUIRED_RACE, report, "race dropped"):
         return None
-    for name, expected, check in (
-        ("id", "non-empty string", _text),
-        ("race_number", "integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-        ("start_time", "RFC 3339 instant", _is_instant),
-    ):
-        if not check(item.get(name)):
-            _warn(report, f"{path}.{name}", expected, item.get(name), "race dropped")
-            return None
     return _strip_optional(item, path, _OPTIONAL_RACE, report)
 
 
 def validate_meeting(item: Any, path: str, report: ValidationReport) -> dict[str, Any] | None:
     """A meeting with usable id, name, date, country and category, its bad race summaries removed."""
-    if not isinstance(item, dict):
-        _warn(report, path, "object", item, "meeting dropped")
+    if not _has_required(item, path, _REQUIRED_MEETING, report, "meeting dropped"):
         return None
-    for name, expected, check in (
-        ("meeting", "non-empty string", _text),
-        ("name", "non-empty string", _text),
-        ("date", "date string (YYYY-MM-DD...)", _is_iso_date),
-        ("country", "non-empty string", _text),
-        ("category", "non-empty string", _text),
-    ):
-        if not check(item.get(name)):
-            _warn(report, f"{path}.{name}", expected, item.get(name), "meeting dropped")
-            return None
     meeting = _strip_optional(item, path, _OPTIONAL_MEETING, report)
     races = item.get("races")
     if races is None:
@@ -170,7 +193,7 @@ def validate_meeting(item: Any, path: str, report: ValidationReport) -> dict[str
 def _strip_optional(
     item: dict[str, Any],
     path: str,
-    optional: Iterable[tuple[str, str, Callable[[Any], bool]]],
+    optional: Iterable[_Check],
     report: ValidationReport,
 ) -> dict[str, Any]:
     result = dict(item)
@@ -183,6 +206,7 @@ def _strip_optional(
     return result
 
 
-def keep_meeting(meeting: dict[str, Any], countries: Iterable[str], categories: Iterable[str]) -> bool:
+def keep_meeting(meeting: dict[str, Any], countries: Collection[str], categories: Collection[str]) -> bool:
     """The baseline filter: country and category in the configured sets (e.g. NZ/AUS, T/H)."""
-    return meeting.get("country") in set(countries) and meeting.get("category") in set(categories)
+    # Membership on the configured collections directly: no set is rebuilt for every meeting.
+    return meeting.get("country") in countries and meeting.get("category") in categories

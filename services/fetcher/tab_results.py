@@ -19,23 +19,14 @@ FailureKind = Literal[
     "schema",
     "circuit_open",
 ]
-FAILURE_KINDS: Final[tuple[FailureKind, ...]] = (
-    "timeout",
-    "connect",
-    "http_5xx",
-    "http_429",
-    "http_4xx",
-    "upstream_error",
-    "decode",
-    "schema",
-    "circuit_open",
-)
 # Causes that say the upstream is unhealthy (table 9.2): they count toward the breaker.
-BREAKER_CAUSES: Final[frozenset[str]] = frozenset({"timeout", "connect", "http_5xx", "http_429", "decode"})
+BREAKER_CAUSES: Final[frozenset[FailureKind]] = frozenset(
+    {"timeout", "connect", "http_5xx", "http_429", "decode"}
+)
 # Causes worth retrying within the same fetch.
-RETRYABLE: Final[frozenset[str]] = frozenset({"timeout", "connect", "http_5xx", "http_429"})
+RETRYABLE: Final[frozenset[FailureKind]] = frozenset({"timeout", "connect", "http_5xx", "http_429"})
 # Causes that may well be gone by the next poll.
-TRANSIENT: Final[frozenset[str]] = frozenset(
+TRANSIENT: Final[frozenset[FailureKind]] = frozenset(
     {"timeout", "connect", "http_5xx", "http_429", "upstream_error", "decode", "circuit_open"}
 )
 MESSAGE_LIMIT: Final = 200

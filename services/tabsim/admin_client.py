@@ -23,57 +23,50 @@ class TabSimAdmin:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = await self._http.request(method, path, json=body)
         if response.status_code >= 400:
             raise RuntimeError(f"tabsim admin {method} {path}: {response.status_code} {response.text}")
-        return response.json()
+        # Every admin route answers a JSON object: the one place its type is declared.
+        result: dict[str, Any] = response.json()
+        return result
 
     async def health(self) -> dict[str, Any]:
         """{"status": "ok", "mode": ...}."""
-        result: dict[str, Any] = await self._call("GET", "/health")
-        return result
+        return await self._call("GET", "/health")
 
     async def faults(self) -> dict[str, Any]:
         """The current fault knobs."""
-        result: dict[str, Any] = await self._call("GET", "/faults")
-        return result
+        return await self._call("GET", "/faults")
 
     async def set_faults(self, **knobs: Any) -> dict[str, Any]:
         """Replace the named knobs, e.g. `set_faults(http_5xx={"count": 2})`."""
-        result: dict[str, Any] = await self._call("POST", "/faults", knobs)
-        return result
+        return await self._call("POST", "/faults", knobs)
 
     async def clear_faults(self) -> dict[str, Any]:
         """Every knob off (the identification check keeps its start-up setting)."""
-        result: dict[str, Any] = await self._call("DELETE", "/faults")
-        return result
+        return await self._call("DELETE", "/faults")
 
     async def clock(self) -> dict[str, Any]:
         """{"now", "now_epoch_ms", "speed", "offset_s", "nz_date"}."""
-        result: dict[str, Any] = await self._call("GET", "/clock")
-        return result
+        return await self._call("GET", "/clock")
 
     async def set_clock(self, **settings: Any) -> dict[str, Any]:
         """`now` (RFC 3339 or epoch ms), `offset_s`, `advance_s`, `speed`."""
-        result: dict[str, Any] = await self._call("POST", "/clock", settings)
-        return result
+        return await self._call("POST", "/clock", settings)
 
     async def scenario(self) -> dict[str, Any]:
         """The day's plan: seed, settings, meetings and each race's timeline."""
-        result: dict[str, Any] = await self._call("GET", "/scenario")
-        return result
+        return await self._call("GET", "/scenario")
 
     async def set_scenario(self, **settings: Any) -> dict[str, Any]:
         """Re-lay the day (`seed`, `anchor`, any ScenarioConfig field)."""
-        result: dict[str, Any] = await self._call("POST", "/scenario", settings)
-        return result
+        return await self._call("POST", "/scenario", settings)
 
     async def race(self, race_id: str, at_ms: int | None = None) -> dict[str, Any]:
         """One race's plan and its model state now (or at `at_ms`)."""
         path = f"/races/{race_id}" + (f"?at={at_ms}" if at_ms is not None else "")
-        result: dict[str, Any] = await self._call("GET", path)
-        return result
+        return await self._call("GET", path)
 
     async def requests(self, *, limit: int | None = None, route: str | None = None) -> dict[str, Any]:
         """The request log: counters and the latest entries."""

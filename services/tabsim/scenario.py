@@ -124,6 +124,11 @@ class StartChange:
     new_start: int
 
 
+def _final_start(scheduled_start: int, start_change: StartChange | None) -> int:
+    """The advertised start once any start-time change has applied (epoch seconds)."""
+    return start_change.new_start if start_change else scheduled_start
+
+
 @dataclass(frozen=True, slots=True)
 class RunnerModel:
     """One synthetic runner: identity, which recorded runner it is built from, its money profile."""
@@ -185,7 +190,7 @@ class RaceModel:
     @property
     def final_start(self) -> int:
         """The advertised start after any start-time change (epoch seconds)."""
-        return self.start_change.new_start if self.start_change else self.scheduled_start
+        return _final_start(self.scheduled_start, self.start_change)
 
     @property
     def jump(self) -> int:
@@ -495,7 +500,8 @@ def _build_race(
     taken_names = {runner.name for runner in template.runners}
     seen_sources: set[int] = set()
 
-    final_start = plan.start_change.new_start if plan.start_change else plan.scheduled_start
+    # The same rule as RaceModel.final_start/jump: scratchings and the finish must agree with the model.
+    final_start = _final_start(plan.scheduled_start, plan.start_change)
     jump = final_start + plan.delay_s
     base: list[dict[str, Any]] = []
     for number, (source, barrier) in enumerate(zip(sources, barriers, strict=True), start=1):

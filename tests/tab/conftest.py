@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from services.fetcher.tab_client import TabClient
@@ -12,6 +13,18 @@ from services.fetcher.tab_settings import TabSettings
 from services.tabsim.admin_client import TabSimAdmin
 from services.tabsim.config import TabSimConfig
 from services.tabsim.server import RunningTabSim, run_tabsim
+from tests.conftest import FIXTURES
+
+# The recorded TAB responses (the simulator ships copies of them).
+NZTAB_FIXTURES = FIXTURES / "nztab"
+# Identification for raw HTTP requests to the simulator's TAB routes (bypassing TabClient).
+HEADERS = {
+    "From": "ops@example.co.nz",
+    "X-Partner": "Example Partner Ltd",
+    "X-Partner-ID": "Private Developer",
+}
+# The event query flags the fetcher sends.
+FLAGS = {"with_money_tracker": "true", "with_tote_trends_data": "true"}
 
 # Values with spaces, underscores and mixed case: they must reach the server unchanged.
 IDENTITY: dict[str, str] = {
@@ -35,6 +48,18 @@ async def sim() -> AsyncIterator[RunningTabSim]:
 async def admin(sim: RunningTabSim) -> AsyncIterator[TabSimAdmin]:
     """The admin API of `sim`."""
     async with TabSimAdmin(sim.url) as client:
+        yield client
+
+
+def racing_http(base_url: str) -> httpx.AsyncClient:
+    """A raw HTTP client for the racing routes of the simulator at `base_url`, identified."""
+    return httpx.AsyncClient(base_url=base_url + "/affiliates/v1/racing", headers=HEADERS)
+
+
+@pytest.fixture
+async def http(sim: RunningTabSim) -> AsyncIterator[httpx.AsyncClient]:
+    """A raw HTTP client for the racing routes of `sim`."""
+    async with racing_http(sim.url) as client:
         yield client
 
 

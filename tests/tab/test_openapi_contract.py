@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from services.tabsim.admin_client import TabSimAdmin
 from services.tabsim.server import RunningTabSim
+from tests.tab.conftest import FLAGS, NZTAB_FIXTURES
 from tests.tab.openapi import problems, validator
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "nztab"
-HEADERS = {
-    "From": "ops@example.co.nz",
-    "X-Partner": "Example Partner Ltd",
-    "X-Partner-ID": "Private Developer",
-}
-FLAGS = {"with_money_tracker": "true", "with_tote_trends_data": "true"}
 # The recorded event itself deviates here (an object where the document says string); not consumed.
 RECORDED_DEVIATIONS = frozenset({"video_channels_meta"})
 GENERATED_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
@@ -34,12 +25,6 @@ MEETINGS_FULL = validator("MeetingPayload", consumed_only=False)
 ERROR = validator("main_ErrorResponse", consumed_only=False)
 
 
-@pytest.fixture
-async def http(sim: RunningTabSim) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sim.url + "/affiliates/v1/racing", headers=HEADERS) as client:
-        yield client
-
-
 def _check_event(document: dict[str, Any]) -> None:
     assert GENERATED_TIME.match(document["header"]["generated_time"]), document["header"]
     assert problems(EVENT, document["data"]) == []
@@ -47,10 +32,10 @@ def _check_event(document: dict[str, Any]) -> None:
 
 
 def test_recorded_responses_satisfy_the_same_validators() -> None:
-    event = json.loads((FIXTURES / "race-event-final.json").read_bytes())
+    event = json.loads((NZTAB_FIXTURES / "race-event-final.json").read_bytes())
     assert problems(EVENT, event["data"]) == []
     assert problems(EVENT_FULL, event["data"]) == []
-    meetings = json.loads((FIXTURES / "meetings-list.json").read_bytes())
+    meetings = json.loads((NZTAB_FIXTURES / "meetings-list.json").read_bytes())
     assert problems(MEETINGS, meetings["data"]) == []
     assert problems(MEETINGS_FULL, meetings["data"]) == []
     # The projection does bite: a consumed field of the wrong type is reported.

@@ -28,6 +28,11 @@ async def _race_id(admin: TabSimAdmin) -> str:
     return open_race_id(await admin.scenario(), after_ms=clock["now_epoch_ms"])
 
 
+async def _sim_day(admin: TabSimAdmin) -> date:
+    """The NZ date of the simulator's clock (the day its scenario lays out)."""
+    return date.fromisoformat((await admin.clock())["nz_date"])
+
+
 async def _event_requests(admin: TabSimAdmin) -> list[dict[str, object]]:
     return list((await admin.requests(route="events"))["requests"])
 
@@ -104,7 +109,7 @@ async def test_identification_headers_are_sent_verbatim(
 ) -> None:
     # The base URL carries the prefix and a slash: the client must not double it.
     client = make_client(tab_settings(sim.url + "/affiliates/v1/"))
-    fetched = await client.fetch_meetings(date.fromisoformat((await admin.clock())["nz_date"]))
+    fetched = await client.fetch_meetings(await _sim_day(admin))
     assert isinstance(fetched, MeetingsFetch)
     (request,) = (await admin.requests())["requests"]
     assert request["path"] == "/affiliates/v1/racing/meetings"
@@ -234,7 +239,7 @@ async def test_429_pauses_other_requests_of_the_client(
     race_id = await _race_id(admin)
     await admin.set_faults(http_429={"count": 1, "retry_after": "1", "route": "meetings"})
     client = make_client()
-    day = date.fromisoformat((await admin.clock())["nz_date"])
+    day = await _sim_day(admin)
     with _retry_logged("http_429") as retrying:
         meetings = asyncio.create_task(client.fetch_meetings(day))
         await retrying.wait()
@@ -325,7 +330,7 @@ async def test_non_json_200_is_a_decode_failure(
     sim: RunningTabSim, admin: TabSimAdmin, make_client: ClientFactory
 ) -> None:
     await admin.set_faults(malformed={"count": 1, "mode": "not_json"})
-    failure = await make_client().fetch_meetings(date.fromisoformat((await admin.clock())["nz_date"]))
+    failure = await make_client().fetch_meetings(await _sim_day(admin))
     assert isinstance(failure, FetchFailure)
     assert failure.kind == "decode" and "<!DOCTYPE html>" in failure.message
 
@@ -430,7 +435,7 @@ async def test_meetings_are_paginated_deduplicated_and_filtered(make_client: Cli
 async def test_meeting_filter_follows_settings(
     sim: RunningTabSim, admin: TabSimAdmin, make_client: ClientFactory
 ) -> None:
-    day = date.fromisoformat((await admin.clock())["nz_date"])
+    day = await _sim_day(admin)
     everything = make_client(
         tab_settings(sim.url, countries=("NZ", "AUS", "UK", "USA"), categories=("T", "H", "G"))
     )

@@ -6,9 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,21 +22,9 @@ from services.tabsim.pretty import dumps
 from services.tabsim.server import RunningTabSim, run_tabsim, start_tabsim_process
 from services.tabsim.state import SimState
 from services.tabsim.templates import RECORDED_EVENT_ID, RECORDED_MEETING_ID
+from tests.tab.conftest import FLAGS, NZTAB_FIXTURES, racing_http
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "nztab"
-HEADERS = {
-    "From": "ops@example.co.nz",
-    "X-Partner": "Example Partner Ltd",
-    "X-Partner-ID": "Private Developer",
-}
-FLAGS = {"with_money_tracker": "true", "with_tote_trends_data": "true"}
 PINNED = 1_795_870_800 * 1_000_000_000  # 2026-11-28T11:00:00Z, 00:00 NZDT the next day
-
-
-@pytest.fixture
-async def http(sim: RunningTabSim) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sim.url + "/affiliates/v1/racing", headers=HEADERS) as client:
-        yield client
 
 
 def _races(scenario: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,15 +167,15 @@ async def test_bench_scenario_is_all_open_and_full_size(
 async def test_replay_serves_the_recordings_verbatim() -> None:
     async with (
         run_tabsim(TabSimConfig(port=0, replay=True)) as replay,
-        httpx.AsyncClient(base_url=replay.url + "/affiliates/v1/racing", headers=HEADERS) as http,
+        racing_http(replay.url) as http,
     ):
         event = await http.get(f"/events/{RECORDED_EVENT_ID}", params=FLAGS)
-        assert event.content == (FIXTURES / "race-event-final.json").read_bytes()
+        assert event.content == (NZTAB_FIXTURES / "race-event-final.json").read_bytes()
         meetings = await http.get("/meetings", params={"date_from": "2025-07-17", "date_to": "2025-07-17"})
-        assert meetings.content == (FIXTURES / "meetings-list.json").read_bytes()
+        assert meetings.content == (NZTAB_FIXTURES / "meetings-list.json").read_bytes()
         detail = await http.get(f"/meetings/{RECORDED_MEETING_ID}")
-        assert detail.content == (FIXTURES / "meeting-detail.json").read_bytes()
-        assert (await http.get("/list")).content == (FIXTURES / "races-list.json").read_bytes()
+        assert detail.content == (NZTAB_FIXTURES / "meeting-detail.json").read_bytes()
+        assert (await http.get("/list")).content == (NZTAB_FIXTURES / "races-list.json").read_bytes()
         assert (await http.get("/events/0f57e087-0000-0000-0000-000000000000")).status_code == 404
         second_page = await http.get("/meetings", params={"date_from": "2025-07-17", "offset": 100})
         assert second_page.json()["data"]["meetings"] == []
@@ -274,7 +260,7 @@ async def test_snapshots_reuse_a_rendered_event_until_it_is_too_old() -> None:
     async with (
         run_tabsim(config) as running,
         TabSimAdmin(running.url) as admin,
-        httpx.AsyncClient(base_url=running.url + "/affiliates/v1/racing", headers=HEADERS) as http,
+        racing_http(running.url) as http,
     ):
         await admin.set_clock(speed=0.001)  # hold simulated time nearly still
         race_id = _races(await admin.scenario())[0]["race_id"]
