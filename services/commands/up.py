@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import uvloop
 from services.common.clock import Clock, real_now_ms
 from services.common.config import ConfigError, Env, exit_on_config_error
 from services.common.database import configured_database_url, start_embedded_postgres
-from services.common.health import SERVING, check_health
+from services.common.health import NotServingError, wait_serving
 from services.common.logs import configure_logging
 from services.common.proto.raceday.v1 import fetcher_pb2, fetcher_pb2_grpc
 from services.common.settings import (
@@ -151,19 +150,16 @@ def _say(message: str) -> None:
 
 
 async def _wait_serving(name: str, port: int, supervisor: Supervisor) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        while time.monotonic() < deadline:
-            child = supervisor.children[name]
-            if child.process is not None and child.process.returncode is not None and child.restarts == 0:
-                raise StartupError(
-                    f"{name} exited with code {child.process.returncode} during start-up; see its log"
-                )
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if await check_health(channel, deadline_s=1.0) == SERVING:
-                    return
-            await asyncio.sleep(0.2)
-    raise StartupError(f"{name} did not report SERVING within {START_TIMEOUT_S:.0f} s")
+    def gone() -> str | None:
+        child = supervisor.children[name]
+        if child.process is not None and child.process.returncode is not None and child.restarts == 0:
+            return f"exited with code {child.process.returncode} during start-up; see its log"
+        return None
+
+    try:
+        await wait_serving(f"127.0.0.1:{port}", timeout_s=START_TIMEOUT_S, gone=gone)
+    except NotServingError as exc:
+        raise StartupError(f"{name} {exc}") from None
 
 
 async def _report_progress(fetcher_port: int, stop: asyncio.Event) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
 import grpc
 from grpc_health.v1 import health_pb2
 
@@ -38,3 +43,32 @@ def check_health_sync(channel: grpc.Channel, service: str = "", timeout: float =
         health_pb2.HealthCheckRequest(service=service), timeout=timeout
     )
     return int(response.status)
+
+
+class NotServingError(RuntimeError):
+    """A service did not report SERVING in time, or its process went away while starting."""
+
+
+async def wait_serving(
+    target: str,
+    *,
+    timeout_s: float,
+    gone: Callable[[], str | None] = lambda: None,
+    interval_s: float = 0.2,
+) -> None:
+    """Poll `target`'s health until it reports SERVING.
+
+    `gone` is asked before every attempt and returns why waiting is pointless (the process
+    exited), or None. Raises NotServingError with that reason, or when `timeout_s` passes.
+    """
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(target) as channel:
+        while time.monotonic() < deadline:
+            reason = gone()
+            if reason is not None:
+                raise NotServingError(reason)
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                if await check_health(channel, deadline_s=1.0) == SERVING:
+                    return
+            await asyncio.sleep(interval_s)
+    raise NotServingError(f"did not report SERVING within {timeout_s:.0f} s")

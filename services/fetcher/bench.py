@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import grpc
 import uvloop
 
 from services.common.channels import create_channel
 from services.common.clock import Clock
 from services.common.config import ConfigError, Env, exit_on_config_error
 from services.common.database import configured_database_url, start_embedded_postgres
-from services.common.health import SERVING, check_health
+from services.common.health import NotServingError, wait_serving
 from services.common.net import free_port
 from services.common.nztime import nz_today
 from services.common.proto.raceday.v1 import transformer_pb2_grpc, writer_pb2, writer_pb2_grpc
@@ -170,17 +169,6 @@ def _write_files(out: Path, reports: list[dict[str, Any]]) -> tuple[Path, Path]:
     return json_path, csv_path
 
 
-async def _wait_serving(target: str, name: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    async with grpc.aio.insecure_channel(target) as channel:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if await check_health(channel, deadline_s=1.0) == SERVING:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{name} did not report SERVING within {START_TIMEOUT_S:.0f} s")
-
-
 @contextlib.asynccontextmanager
 async def _services(database_url: str, logs: Path) -> AsyncIterator[tuple[str, str]]:
     """The writer and transformer as `raceday serve` processes; yields their gRPC targets."""
@@ -202,7 +190,10 @@ async def _services(database_url: str, logs: Path) -> AsyncIterator[tuple[str, s
                 )
             )
             targets[service] = f"127.0.0.1:{port}"
-            await _wait_serving(targets[service], service)
+            try:
+                await wait_serving(targets[service], timeout_s=START_TIMEOUT_S)
+            except NotServingError as exc:
+                raise NotServingError(f"{service} {exc}") from None
         yield targets["writer"], targets["transformer"]
     finally:
         await supervisor.stop()

@@ -10,7 +10,7 @@ import grpc
 
 from services.common.clock import Clock, real_now_ms
 from services.common.config import Env
-from services.common.health import SERVING, check_health
+from services.common.health import wait_serving
 from services.common.nztime import from_epoch_ms, nz_date
 from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
 from services.common.timestamps import timestamp_from_ms
@@ -25,18 +25,6 @@ from tests.e2e.stack import Process, start_process
 
 SPEED = 20.0
 EVENT_ROUTE = "events"
-
-
-async def _wait_serving(port: int) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        for _ in range(300):
-            try:
-                if await check_health(channel, deadline_s=1.0) == SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"service on port {port} never reported SERVING")
 
 
 async def test_two_shards_poll_every_race_exactly_once(fresh_database_url: str, tmp_path: Path) -> None:
@@ -62,7 +50,7 @@ async def test_two_shards_poll_every_race_exactly_once(fresh_database_url: str, 
                     f"RACEDAY_{service.upper()}_METRICS_PORT": str(free_port()),
                 }
                 processes.append(start_process(["serve", service], env, tmp_path / f"{service}.log"))
-                await _wait_serving(port)
+                await wait_serving(f"127.0.0.1:{port}", timeout_s=30, interval_s=0.1)
 
             # Seed the day's races (the baseline's first step) so both shards see the same candidates.
             tab_env = Env({**common, "NZTAB_PARTNER_ID": "seeder"})
