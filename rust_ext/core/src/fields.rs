@@ -109,26 +109,23 @@ pub fn flag(path: impl std::fmt::Display, v: &Scalar<'_>, out: &mut Findings) ->
 
 /// Reports a member that should be an object (absent and null are fine).
 pub fn expect_object(path: impl std::fmt::Display, kind: Kind, out: &mut Findings) -> bool {
-    match kind {
-        Kind::Object => true,
-        Kind::Absent | Kind::Null => false,
-        other => {
-            out.invalid(format!("{path}: expected object, got {}", other.name()));
-            false
-        }
-    }
+    expect_kind(path, kind, Kind::Object, out)
 }
 
 /// Reports a member that should be an array (absent and null are fine).
 pub fn expect_array(path: impl std::fmt::Display, kind: Kind, out: &mut Findings) -> bool {
-    match kind {
-        Kind::Array => true,
-        Kind::Absent | Kind::Null => false,
-        other => {
-            out.invalid(format!("{path}: expected array, got {}", other.name()));
-            false
-        }
+    expect_kind(path, kind, Kind::Array, out)
+}
+
+/// True when `kind` is `want`; an `invalid_field` finding when it is neither that nor missing.
+fn expect_kind(path: impl std::fmt::Display, kind: Kind, want: Kind, out: &mut Findings) -> bool {
+    if kind == want {
+        return true;
     }
+    if !kind.is_missing() {
+        out.invalid(format!("{path}: expected {}, got {}", want.name(), kind.name()));
+    }
+    false
 }
 
 /// A required non-empty string.
@@ -226,4 +223,32 @@ pub fn odds_hundredths(v: &Scalar<'_>) -> Option<i64> {
 #[must_use]
 pub fn excerpt(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_containers_report_only_other_kinds() {
+        let mut out = Findings::default();
+        assert!(expect_object("o", Kind::Object, &mut out));
+        assert!(expect_array("a", Kind::Array, &mut out));
+        for missing in [Kind::Absent, Kind::Null] {
+            assert!(!expect_object("o", missing, &mut out));
+            assert!(!expect_array("a", missing, &mut out));
+        }
+        assert!(out.0.is_empty());
+        assert!(!expect_object(At("x", "odds"), Kind::Array, &mut out));
+        assert!(!expect_array("data.runners", Kind::String, &mut out));
+        let messages: Vec<&str> = out.0.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["x.odds: expected object, got array", "data.runners: expected array, got string"]
+        );
+        assert!(out
+            .0
+            .iter()
+            .all(|f| f.check == "invalid_field" && f.level == "warning" && f.value.is_none()));
+    }
 }

@@ -941,63 +941,68 @@ impl<'a> Cursor<'a> {
     /// # Errors
     /// On syntax errors or errors from `member`.
     pub fn object(&mut self, mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Res<()>) -> Res<()> {
-        self.enter()?;
-        self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.leave();
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if self.peek() != Some(b'"') {
-                return self.err("expecting a property name");
+        self.container(b'}', "expecting ',' or '}'", |c| {
+            if c.peek() != Some(b'"') {
+                return c.err("expecting a property name");
             }
-            let key = self.string()?;
-            self.colon()?;
-            self.ws();
-            member(self, key)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    self.leave();
-                    return Ok(());
-                }
-                _ => return self.err("expecting ',' or '}'"),
-            }
-        }
+            let key = c.string()?;
+            c.colon()?;
+            c.ws();
+            member(c, key)
+        })
     }
 
     /// Iterates the elements of the array at the cursor; `element` must consume each.
     ///
     /// # Errors
     /// On syntax errors or errors from `element`.
-    pub fn array(&mut self, mut element: impl FnMut(&mut Self) -> Res<()>) -> Res<()> {
+    pub fn array(&mut self, element: impl FnMut(&mut Self) -> Res<()>) -> Res<()> {
+        self.container(b']', "expecting ',' or ']'", element)
+    }
+
+    /// The walk shared by objects and arrays (cursor on the opening bracket): `entry` reads
+    /// one entry (whitespace before it skipped), entries are separated by commas and the
+    /// container ends at `close`.
+    #[inline(always)]
+    fn container(
+        &mut self,
+        close: u8,
+        expecting: &'static str,
+        mut entry: impl FnMut(&mut Self) -> Res<()>,
+    ) -> Res<()> {
         self.enter()?;
         self.pos += 1;
         self.ws();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.pos += 1;
             self.leave();
             return Ok(());
         }
         loop {
             self.ws();
-            element(self)?;
+            entry(self)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.pos += 1;
                     self.leave();
                     return Ok(());
                 }
-                _ => return self.err("expecting ',' or ']'"),
+                _ => return self.err(expecting),
             }
         }
+    }
+
+    /// Validates and skips a value that is not read, returning its kind (`Absent` at the end
+    /// of input, where the skip then fails).
+    ///
+    /// # Errors
+    /// On any syntax error.
+    pub fn skip_kind(&mut self) -> Res<Kind> {
+        let kind = self.peek_kind().unwrap_or(Kind::Absent);
+        self.skip_value()?;
+        Ok(kind)
     }
 
     /// Reads a number as a scalar.
@@ -1059,9 +1064,7 @@ impl<'a> FromJson<'a> for Scalar<'a> {
 impl<'a, T: FromJson<'a>> FromJson<'a> for Items<T> {
     fn read(c: &mut Cursor<'a>) -> Res<Self> {
         if c.peek() != Some(b'[') {
-            let kind = c.peek_kind().unwrap_or(Kind::Absent);
-            c.skip_value()?;
-            return Ok(Items { kind, items: Vec::new() });
+            return Ok(Items { kind: c.skip_kind()?, items: Vec::new() });
         }
         let mut items = Vec::new();
         c.array(|c| {
@@ -1152,8 +1155,7 @@ macro_rules! lenient_struct {
             fn read(c: &mut $crate::json::Cursor<$lt>) -> Result<Self, $crate::json::SyntaxError> {
                 let mut out = Self::default();
                 if c.peek_kind() != Some($crate::json::Kind::Object) {
-                    out.kind = c.peek_kind().unwrap_or($crate::json::Kind::Absent);
-                    c.skip_value()?;
+                    out.kind = c.skip_kind()?;
                     return Ok(out);
                 }
                 out.kind = $crate::json::Kind::Object;
@@ -1299,6 +1301,32 @@ mod tests {
                 assert_eq!(fast, classify_scalar(&block), "block {block:?}");
             }
         }
+    }
+
+    #[test]
+    fn unread_members_keep_their_kind() -> Res<()> {
+        let items: Items<Scalar<'_>> = read_document(r#" {"a": [1]} "#)?;
+        assert_eq!(items, Items { kind: Kind::Object, items: Vec::new() });
+        let items: Items<Scalar<'_>> = read_document(r#"[1, "x", []]"#)?;
+        assert_eq!(items.kind, Kind::Array);
+        assert_eq!(items.items, [Scalar::Int(1), Scalar::Str(Cow::Borrowed("x")), Scalar::Array]);
+        lenient_struct! {
+            struct Probe<'de> {
+                a: Scalar<'de> => "a",
+            }
+        }
+        let probe: Probe<'_> = read_document("[{\"a\": 1}]")?;
+        assert_eq!((probe.kind, probe.a), (Kind::Array, Scalar::Absent));
+        let probe: Probe<'_> = read_document("{\"a\": 1, \"b\": {}, \"a\": 2}")?;
+        assert_eq!((probe.kind, probe.a), (Kind::Object, Scalar::Int(2)));
+        // Read containers get the full grammar check (skipped ones only the block scan).
+        for bad in ["[1,]", "[1 2]", "[,1]", "[", "[1"] {
+            assert!(read_document::<Items<Scalar<'_>>>(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for bad in ["{\"a\" 1}", "{\"a\": 1,}", "{1: 2}", "{,}", "{", "{\"a\": 1"] {
+            assert!(read_document::<Probe<'_>>(bad).is_err(), "{bad:?} should be rejected");
+        }
+        Ok(())
     }
 
     #[test]

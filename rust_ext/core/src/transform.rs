@@ -760,18 +760,20 @@ fn odds_changes<'a>(
     entrants: &[EntrantRecord<'a>],
     prior: &PriorState,
 ) -> (Vec<OddsChange<'a>>, Vec<LastOdds>) {
-    let mut last: FastMap<(&str, &str), Option<f64>> = FastMap::default();
+    // The last stored odds per (entrant, type), the last of duplicates winning: compared with
+    // this poll's odds, then updated with its changes to become the new state.
+    let mut stored: FastMap<(&str, &str), LastOdds> = FastMap::default();
     for o in &prior.odds {
-        last.insert((&o.entrant_id, &o.odds_type), o.odds);
+        stored.insert((&o.entrant_id, &o.odds_type), o.clone());
     }
     let mut changes = Vec::new();
     for e in entrants.iter().filter(|e| !e.scratched()) {
         for (t, current) in ODDS_TYPES.iter().zip(e.odds) {
-            let stored = last.get(&(e.entrant_id.as_ref(), *t));
-            let changed = match (stored, current) {
+            let last = stored.get(&(e.entrant_id.as_ref(), *t)).map(|o| o.odds);
+            let changed = match (last, current) {
                 (None | Some(None), None) => false,
                 (None | Some(None), Some(_)) | (Some(Some(_)), None) => true,
-                (Some(Some(prev)), Some(cur)) => numeric::hundredths(*prev).ok() != Some(cur),
+                (Some(Some(prev)), Some(cur)) => numeric::hundredths(prev).ok() != Some(cur),
             };
             if changed {
                 changes.push(OddsChange {
@@ -781,12 +783,6 @@ fn odds_changes<'a>(
                 });
             }
         }
-    }
-    // The new last-stored odds: the prior ones (the last of duplicates wins, as in the lookup
-    // above) updated with this poll's changes, sorted by entrant and type.
-    let mut stored: FastMap<(&str, &str), LastOdds> = FastMap::default();
-    for o in &prior.odds {
-        stored.insert((&o.entrant_id, &o.odds_type), o.clone());
     }
     let mut ids: FastMap<&str, Arc<str>> = FastMap::default();
     for c in &changes {

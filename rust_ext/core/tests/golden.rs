@@ -184,6 +184,29 @@ fn odds_changes_compare_hundredths() -> TestResult {
 }
 
 #[test]
+fn duplicate_prior_odds_count_as_the_last_of_them() -> TestResult {
+    let payload = open_race(1_752_713_400, 100_000, 50_000, 10.0, Some(3.0));
+    let polled_at = 1_752_713_400_000 - 600_000;
+    for (first, last, changed) in [(2.0, 3.0, false), (3.0, 2.0, true)] {
+        let mut state = PriorState::empty("golden-race");
+        for odds in [first, last] {
+            state.odds.push(LastOdds {
+                entrant_id: "e1".into(),
+                odds_type: "fixed_win".into(),
+                odds: Some(odds),
+            });
+        }
+        let update = transform(&payload, polled_at, &state)?;
+        let fixed_win = update.odds.iter().filter(|o| o.odds_type == "fixed_win").count();
+        assert_eq!(fixed_win, usize::from(changed), "prior {first} then {last}");
+        let kept: Vec<_> = update.state.odds.iter().filter(|o| &*o.odds_type == "fixed_win").collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].odds, Some(3.0));
+    }
+    Ok(())
+}
+
+#[test]
 fn race_date_is_kept_when_valid_and_left_absent_otherwise() -> TestResult {
     // The core has no NZ calendar: a missing or invalid race_date_nz stays absent (the Python
     // side derives it from the advertised start with services/common/nztime).
