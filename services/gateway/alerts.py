@@ -31,6 +31,10 @@ class _InvalidFieldError(ValueError):
         self.field = field
         self.reason = reason
 
+    def body_error(self) -> ApiError:
+        """The 400 for an invalid top-level body field."""
+        return bad_request("Invalid JSON body", field=self.field, reason=self.reason)
+
 
 def pick(document: Mapping[str, Any], name: str, *aliases: str) -> Any:
     """The value under `name` or its camelCase spelling (or extra aliases); `_MISSING` if absent.
@@ -143,7 +147,7 @@ def save_request(body: Any) -> query_pb2.SaveAlertConfigRequest:
         user_value = pick(body, "user_id")
         audible_value = pick(body, "audible_alerts_enabled")
     except _InvalidFieldError as exc:
-        raise bad_request("Invalid JSON body", field=exc.field, reason=exc.reason) from None
+        raise exc.body_error() from None
     indicators = body.get("indicators", _MISSING)
     if not isinstance(indicators, list) or not indicators:
         raise ApiError(400, "indicators array is required")
@@ -156,7 +160,7 @@ def save_request(body: Any) -> query_pb2.SaveAlertConfigRequest:
             None if audible_value in (_MISSING, None) else parse_bool(audible_value, "audible_alerts_enabled")
         )
     except _InvalidFieldError as exc:
-        raise bad_request("Invalid JSON body", field=exc.field, reason=exc.reason) from None
+        raise exc.body_error() from None
     if len(indicators) > MAX_INDICATORS:
         raise bad_request(
             "Invalid indicator payload",
@@ -195,5 +199,5 @@ def reset_user(body: Any, query_user: str | None) -> str:
             if value not in (_MISSING, None):
                 return normalise_user_id(value)
         except _InvalidFieldError as exc:
-            raise bad_request("Invalid JSON body", field=exc.field, reason=exc.reason) from None
+            raise exc.body_error() from None
     return query_user or DEFAULT_USER

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+import grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.requests import Request
@@ -17,13 +18,14 @@ from services.common.nztime import from_epoch_ms, nz_today
 from services.common.proto.raceday.v1 import query_pb2
 from services.common.timestamps import timestamp_from_ms
 from services.gateway import alerts, serialize
-from services.gateway.backend import Backend
+from services.gateway.backend import Backend, Req, Resp
 from services.gateway.cache import EncodingCache
 from services.gateway.errors import ApiError
 from services.gateway.health import HealthMonitor
 from services.gateway.openapi import Operation
 from services.gateway.params import (
     DEFAULT_USER,
+    MAX_USER_ID_CHARS,
     DateParam,
     IdListParam,
     IdParam,
@@ -61,7 +63,9 @@ CREATED_AFTER = InstantParam(
     "created_after", "Only documents whose latest poll was stored after this instant."
 )
 USER_ID = TextParam(
-    "user_id", "User; trimmed, at most 100 characters; default `Default User`.", max_chars=100
+    "user_id",
+    f"User; trimmed, at most {MAX_USER_ID_CHARS} characters; default `{DEFAULT_USER}`.",
+    max_chars=MAX_USER_ID_CHARS,
 )
 
 
@@ -121,6 +125,18 @@ def build_operations(
         entry = cache.get(EncodingCache.key(kind, message, params), lambda: json_bytes(build()))
         return encoded_response(request, entry)
 
+    async def read_one(
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], message: Req, field: str, not_found: str
+    ) -> Resp:
+        """The writer's answer for one resource; 404 `not_found` when it has no `field`.
+
+        The writer may answer NOT_FOUND or an empty response for a missing row; both are one 404.
+        """
+        response = await backend.call(method, message, not_found=not_found)
+        if not response.HasField(field):
+            raise ApiError(404, not_found)
+        return response
+
     async def health_check(request: Request) -> Response:
         report = await health.report()
         return json_response(request, report.body, report.status_code)
@@ -142,11 +158,9 @@ def build_operations(
 
     async def get_meeting(request: Request) -> Response:
         meeting_id = read_id(request.path_params["meeting_id"], "meeting_id")
-        response = await backend.call(
-            query.GetMeeting, query_pb2.GetMeetingRequest(meeting_id=meeting_id), not_found=MEETING_NOT_FOUND
+        response = await read_one(
+            query.GetMeeting, query_pb2.GetMeetingRequest(meeting_id=meeting_id), "meeting", MEETING_NOT_FOUND
         )
-        if not response.HasField("meeting"):
-            raise ApiError(404, MEETING_NOT_FOUND)
         return respond(request, "meeting", response, lambda: serialize.meeting_detail(response.meeting))
 
     async def list_races(request: Request) -> Response:
@@ -197,11 +211,9 @@ def build_operations(
 
     async def get_race(request: Request) -> Response:
         race_id = read_id(request.path_params["race_id"], "race_id")
-        response = await backend.call(
-            query.GetRace, query_pb2.GetRaceRequest(race_id=race_id), not_found=RACE_NOT_FOUND
+        response = await read_one(
+            query.GetRace, query_pb2.GetRaceRequest(race_id=race_id), "race", RACE_NOT_FOUND
         )
-        if not response.HasField("race"):
-            raise ApiError(404, RACE_NOT_FOUND)
         return respond(request, "race", response, lambda: serialize.race_detail(response.race))
 
     async def list_entrants(request: Request) -> Response:
@@ -219,22 +231,19 @@ def build_operations(
 
     async def race_pools(request: Request) -> Response:
         race_id = RACE_ID.read(Query(request.query_params))
-        not_found = "Pool data not found"
-        response = await backend.call(
-            query.GetRacePools, query_pb2.GetRacePoolsRequest(race_id=race_id), not_found=not_found
+        response = await read_one(
+            query.GetRacePools, query_pb2.GetRacePoolsRequest(race_id=race_id), "pools", "Pool data not found"
         )
-        if not response.HasField("pools"):
-            raise ApiError(404, not_found)
         return respond(request, "pools", response, lambda: serialize.race_pools(response.pools))
 
     async def race_results(request: Request) -> Response:
         race_id = RACE_ID.read(Query(request.query_params))
-        not_found = "Race results not found"
-        response = await backend.call(
-            query.GetRaceResults, query_pb2.GetRaceResultsRequest(race_id=race_id), not_found=not_found
+        response = await read_one(
+            query.GetRaceResults,
+            query_pb2.GetRaceResultsRequest(race_id=race_id),
+            "results",
+            "Race results not found",
         )
-        if not response.HasField("results"):
-            raise ApiError(404, not_found)
         return respond(request, "results", response, lambda: serialize.race_results(response.results))
 
     async def money_flow_timeline(request: Request) -> Response:
@@ -423,27 +432,20 @@ def build_operations(
             body=ref("AlertConfigInput"),
             errors=body_errors,
         ),
-        Operation(
-            "POST",
-            "/api/user-alert-configs/reset",
-            reset_alert_config,
-            "Reset indicators to defaults",
-            "alerts",
-            {200: ref("AlertConfig")},
-            params=(USER_ID,),
-            body=ref("AlertResetInput"),
-            errors=body_errors,
-        ),
-        Operation(
-            "PUT",
-            "/api/user-alert-configs/reset",
-            reset_alert_config,
-            "Reset indicators to defaults",
-            "alerts",
-            {200: ref("AlertConfig")},
-            params=(USER_ID,),
-            body=ref("AlertResetInput"),
-            errors=body_errors,
+        # Reset is accepted as POST and as PUT: one operation each (distinct operationIds).
+        *(
+            Operation(
+                method,
+                "/api/user-alert-configs/reset",
+                reset_alert_config,
+                "Reset indicators to defaults",
+                "alerts",
+                {200: ref("AlertConfig")},
+                params=(USER_ID,),
+                body=ref("AlertResetInput"),
+                errors=body_errors,
+            )
+            for method in ("POST", "PUT")
         ),
     ]
     return operations

@@ -75,7 +75,9 @@ class GatewayMiddleware:
         ]
         if hsts:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-        self._common = tuple(common)
+        # Built once here, not per request: only the request id (and clock) vary.
+        self._headers = (*common, (b"content-security-policy", DEFAULT_CSP.encode()))
+        self._docs_headers = (*common, (b"content-security-policy", DOCS_CSP.encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one HTTP exchange (lifespan and other scopes pass through)."""
@@ -128,12 +130,8 @@ class GatewayMiddleware:
         self._observe(scope, started, state["status"])
 
     def _extra_headers(self, request_id: str, path: str) -> tuple[tuple[bytes, bytes], ...]:
-        csp = DOCS_CSP if path.startswith(DOCS_PREFIX) else DEFAULT_CSP
-        headers = (
-            (b"x-request-id", request_id.encode("latin-1")),
-            *self._common,
-            (b"content-security-policy", csp.encode()),
-        )
+        fixed = self._docs_headers if path.startswith(DOCS_PREFIX) else self._headers
+        headers = ((b"x-request-id", request_id.encode("latin-1")), *fixed)
         if self._clock is None:
             return headers
         clock = f"{self._clock.now_ms()};speed={self._clock.speed!r}".encode()

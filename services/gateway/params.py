@@ -78,7 +78,7 @@ class Param:
     description: str
 
     def schema(self) -> dict[str, Any]:
-        """The OpenAPI schema of one value."""
+        """The OpenAPI schema of one value: a plain string unless a subclass says more."""
         return {"type": "string"}
 
     def openapi(self) -> list[dict[str, Any]]:
@@ -197,10 +197,6 @@ class DateParam(Param):
 class RaceTypeParam(Param):
     """thoroughbred, harness, greyhound or T, H, G (any case), read as the category letter."""
 
-    def schema(self) -> dict[str, Any]:
-        """The accepted spellings."""
-        return {"type": "string"}
-
     def read(self, query: Query) -> str | None:
         """The category letter, None when absent."""
         value = query.single(self.name)
@@ -219,10 +215,6 @@ class TextParam(Param):
     """Free text, trimmed, at most `max_chars` characters."""
 
     max_chars: int = 100
-
-    def schema(self) -> dict[str, Any]:
-        """A string."""
-        return {"type": "string"}
 
     def read(self, query: Query) -> str | None:
         """The trimmed text, None when absent or blank."""
@@ -271,10 +263,6 @@ def parse_instant(value: str, name: str) -> datetime:
 @dataclass(frozen=True, slots=True)
 class IdListParam(Param):
     """Comma-separated ids, repeatable; items trimmed, empty items dropped."""
-
-    def schema(self) -> dict[str, Any]:
-        """A comma-separated list."""
-        return {"type": "string"}
 
     def read(self, query: Query) -> list[str]:
         """Every id given, in order, without duplicates."""

@@ -185,7 +185,8 @@ class RaceBuilder:
         place_pool: int,
         entrant: race_pb2.Entrant,
     ) -> race_pb2.MoneyFlowRow:
-        win_amount, place_amount = amount(hold, win_pool), amount(hold, place_pool)
+        # The poll has just set the entrant's amounts; the row carries the same ones.
+        win_amount, place_amount = entrant.win_pool_amount, entrant.place_pool_amount
         buckets = self.latest.setdefault(runner.entrant_id, {})
         earlier = [value for value in buckets if value > bucket]
         if earlier:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from services.gateway.api import build_operations
 from services.gateway.backend import Backend
+from services.gateway.cache import GZIP_LEVEL, GZIP_MINIMUM_BYTES
 from services.gateway.errors import HTTP_MESSAGES, ApiError
 from services.gateway.health import HealthMonitor
 from services.gateway.middleware import GatewayMiddleware
@@ -31,7 +32,6 @@ from services.gateway.responses import error_response, json_bytes, request_id_of
 from services.gateway.settings import GatewaySettings
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
-GZIP_MINIMUM_BYTES: Final = 1024
 CORS_HEADERS: Final = (
     "Content-Type",
     "If-None-Match",
@@ -139,7 +139,8 @@ def create_web_app(settings: GatewaySettings, backend: Backend, health: HealthMo
     _add_documentation(app, document)
     _add_dashboard(app)
 
-    asgi: ASGIApp = GZipMiddleware(app, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
+    # The same threshold and level as the bodies the encoding cache compresses itself.
+    asgi: ASGIApp = GZipMiddleware(app, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     if settings.cors_origins:
         asgi = CORSMiddleware(
             asgi,

@@ -202,30 +202,19 @@ async def seed_day(stack: Stack, prefix: str) -> SeededDay:
                 polled_at, holds=sample.holds_for(final.runners, 0), win_pool=2_000_000, place_pool=800_000
             ),
         )
-    after = final.start + timedelta(minutes=3)
-    await sample.write(
-        stack.writer,
-        final.poll(
-            after,
-            holds={},
-            win_pool=2_100_000,
-            place_pool=820_000,
-            status="interim",
-            results=sample.results_for(final.runners, after, "interim"),
-        ),
-    )
-    done = final.start + timedelta(minutes=8)
-    await sample.write(
-        stack.writer,
-        final.poll(
-            done,
-            holds={},
-            win_pool=2_100_000,
-            place_pool=820_000,
-            status="final",
-            results=sample.results_for(final.runners, done, "final"),
-        ),
-    )
+    for minutes, status in ((3, "interim"), (8, "final")):
+        polled_at = final.start + timedelta(minutes=minutes)
+        await sample.write(
+            stack.writer,
+            final.poll(
+                polled_at,
+                holds={},
+                win_pool=2_100_000,
+                place_pool=820_000,
+                status=status,
+                results=sample.results_for(final.runners, polled_at, status),
+            ),
+        )
     for minutes in (70, 50):
         polled_at = future.start - timedelta(minutes=minutes)
         if polled_at <= now:

@@ -65,8 +65,8 @@ export class MeetingsView {
   }
 
   renderCards() {
-    this.dateLabel.textContent = nzDateLabel(serverClock.now());
     const now = serverClock.now();
+    this.dateLabel.textContent = nzDateLabel(now);
     this.empty.hidden = this.meetings.length > 0;
     const cards = this.meetings.map((meeting) => {
       const phase = meetingPhase(meeting, now);

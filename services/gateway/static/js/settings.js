@@ -77,8 +77,13 @@ export class SettingsDialog {
     });
   }
 
-  open() {
+  // The dialog edits copies, so Cancel leaves the loaded configuration as it was.
+  takeDraft() {
     this.draft = alertConfig.indicators.map((item) => ({ ...item }));
+  }
+
+  open() {
+    this.takeDraft();
     this.audible.checked = alertConfig.audible;
     this.say("");
     this.renderRows();
@@ -118,7 +123,7 @@ export class SettingsDialog {
   async save() {
     try {
       await alertConfig.save(this.draft, this.audible.checked);
-      this.draft = alertConfig.indicators.map((item) => ({ ...item }));
+      this.takeDraft();
       this.renderRows();
       this.say("Saved.");
     } catch (error) {
@@ -129,7 +134,7 @@ export class SettingsDialog {
   async reset() {
     try {
       await alertConfig.reset();
-      this.draft = alertConfig.indicators.map((item) => ({ ...item }));
+      this.takeDraft();
       this.audible.checked = alertConfig.audible;
       this.renderRows();
       this.say("Defaults restored.");
