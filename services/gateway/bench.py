@@ -34,7 +34,7 @@ import uvloop
 
 from services.common.config import Env, exit_on_config_error
 from services.common.database import database_url, scratch_database
-from services.common.health import SERVING, check_health
+from services.common.health import NotServingError, wait_serving
 from services.common.net import free_port
 from services.common.nztime import utc_now
 from services.common.proto.raceday.v1 import writer_pb2_grpc
@@ -237,16 +237,13 @@ async def _spawn(service: str, env: dict[str, str], log: Path) -> asyncio.subpro
 
 
 async def _wait_serving(name: str, port: int, process: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if await check_health(channel, "", 1.0) == SERVING:
-                    return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{name} did not report SERVING within {STARTUP_TIMEOUT_S:.0f} s; see {log}")
+    def gone() -> str | None:
+        return None if process.returncode is None else f"exited with {process.returncode}"
+
+    try:
+        await wait_serving(f"127.0.0.1:{port}", timeout_s=STARTUP_TIMEOUT_S, gone=gone, interval_s=0.1)
+    except NotServingError as exc:
+        raise NotServingError(f"{name} {exc}; see {log}") from None
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

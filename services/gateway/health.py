@@ -16,8 +16,8 @@ from typing import Any, Final
 from services.common.health import SERVING, check_health
 from services.common.nztime import format_nz, utc_now
 from services.common.proto.raceday.v1 import query_pb2
+from services.common.timestamps import ts_to_datetime
 from services.gateway.backend import Backend
-from services.gateway.serialize import instant
 
 SERVICES: Final = ("writer", "transformer", "fetcher")
 
@@ -103,38 +103,35 @@ def build_report(
         "fetcher": _state(fetcher),
     }
     workers = "operational" if services["transformer"] == services["fetcher"] == "serving" else "degraded"
-    body: dict[str, Any] = {"timestamp": format_nz(now)}
     if isinstance(status, BaseException):
         if services["writer"] == "serving":
             services["writer"] = "unknown"
-        body.update(
-            status="unhealthy",
-            database="unknown",
-            workers=workers,
-            services=services,
-            error="writer unavailable",
-        )
-        return HealthReport(503, body)
+        return _report(now, "unknown", workers, services, error="writer unavailable")
     # GetStatus answered, so the writer is reachable even if its health check was slow.
     if services["writer"] == "unknown":
         services["writer"] = "serving"
     if not status.database_connected:
-        body.update(
-            status="unhealthy",
-            database="disconnected",
-            workers=workers,
-            services=services,
-            error="writer reports its database disconnected",
+        return _report(
+            now, "disconnected", workers, services, error="writer reports its database disconnected"
         )
-        return HealthReport(503, body)
     data_age: float | None = None
     if status.HasField("last_race_write"):
-        data_age = round(max(0.0, (now - instant(status.last_race_write)).total_seconds()), 3)
-    body.update(
-        status="healthy",
-        database="connected",
-        workers=workers,
-        services=services,
-        data_age_seconds=data_age,
-    )
-    return HealthReport(200, body)
+        data_age = round(max(0.0, (now - ts_to_datetime(status.last_race_write)).total_seconds()), 3)
+    return _report(now, "connected", workers, services, data_age_seconds=data_age)
+
+
+def _report(
+    now: datetime, database: str, workers: str, services: dict[str, str], **last: str | float | None
+) -> HealthReport:
+    # Healthy exactly when the database is connected (the gateway can serve data); `last` is the
+    # error of an unhealthy report or the data age of a healthy one, and ends the body.
+    healthy = database == "connected"
+    body: dict[str, Any] = {
+        "timestamp": format_nz(now),
+        "status": "healthy" if healthy else "unhealthy",
+        "database": database,
+        "workers": workers,
+        "services": services,
+        **last,
+    }
+    return HealthReport(200 if healthy else 503, body)

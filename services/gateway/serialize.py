@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.nztime import format_nz
+from services.common.nztime import format_nz, from_epoch_ms
 from services.common.proto.raceday.v1 import query_pb2, race_pb2
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def instant(value: Timestamp) -> datetime:
-    """A Timestamp as an aware UTC datetime (microsecond precision)."""
-    return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+from services.common.protofields import opt
 
 
 def timestamp(value: Timestamp) -> str:
@@ -34,7 +27,7 @@ def timestamp(value: Timestamp) -> str:
 @functools.lru_cache(maxsize=65536)
 def _format_ms(seconds: int, millis: int) -> str:
     # Poll and write instants repeat across documents and requests; format each once.
-    return format_nz(_EPOCH + timedelta(seconds=seconds, milliseconds=millis))
+    return format_nz(from_epoch_ms(seconds * 1000 + millis))
 
 
 def ts(message: Message, field: str) -> str | None:
@@ -43,11 +36,6 @@ def ts(message: Message, field: str) -> str | None:
         return None
     value: Timestamp = getattr(message, field)
     return timestamp(value)
-
-
-def opt(message: Message, field: str) -> Any:
-    """An optional scalar field, or None when unset."""
-    return getattr(message, field) if message.HasField(field) else None
 
 
 def dec(message: Message, field: str) -> float | None:

@@ -12,7 +12,8 @@ from typing import Any, Final
 
 from services.common.nztime import format_nz
 from services.common.proto.raceday.v1 import query_pb2
-from services.gateway.serialize import instant, timeline_document
+from services.common.timestamps import ts_to_datetime
+from services.gateway.serialize import timeline_document
 
 # The critical five-minute window: columns 5, 4, 3, 2, 1 and 0 (the start).
 CRITICAL_INTERVALS: Final[tuple[int, ...]] = (5, 4, 3, 2, 1, 0)
@@ -73,7 +74,7 @@ def timeline_envelope(
 ) -> dict[str, Any]:
     """The 200 body: documents ordered by their stable id, paging cursors and coverage."""
     documents = sorted(response.documents, key=lambda doc: doc.id)
-    newest = max((instant(doc.created_at) for doc in documents), default=None)
+    newest = max((ts_to_datetime(doc.created_at) for doc in documents), default=None)
     envelope: dict[str, Any] = {
         "success": True,
         "documents": [timeline_document(doc) for doc in documents],

@@ -8,8 +8,9 @@ from google.protobuf.message import Message
 
 from services.common.nztime import utc_now
 from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc
+from services.common.protofields import opt, opt_ts
+from services.common.timestamps import datetime_to_ts
 from services.writer import metrics
-from services.writer.convert import datetime_to_ts, opt, opt_ts
 from services.writer.db import Database
 from services.writer.queries import alerts, entrants, meetings, pools, races, status, timeline
 from services.writer.rpc import Context, handled

@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.common.nztime import nz_date
 from services.common.proto.raceday.v1 import race_pb2
 from services.common.series_kinds import INTERVAL_TYPES, ODDS_TYPES
-from services.writer.convert import ts_to_datetime
+from services.common.timestamps import ts_to_datetime
 from services.writer.errors import InvalidArgumentError
 
 _INTERVAL_TYPES = frozenset(INTERVAL_TYPES)

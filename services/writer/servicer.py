@@ -9,8 +9,8 @@ from datetime import date
 from services.common.logs import log_event
 from services.common.nztime import from_epoch_ms, to_epoch_ms, utc_now
 from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
+from services.common.protofields import opt_ts
 from services.writer import jobs
-from services.writer.convert import opt_ts
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
 from services.writer.maintenance import PartitionMaintainer

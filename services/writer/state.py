@@ -12,8 +12,9 @@ import time
 from typing import Any, Final
 
 from services.common.proto.raceday.v1 import race_pb2
+from services.common.timestamps import datetime_to_ts
 from services.writer import metrics
-from services.writer.convert import datetime_to_ts, set_fields
+from services.writer.convert import set_fields
 from services.writer.db import Database
 
 STATE_RACE_SQL: Final = """

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from services.common.nztime import from_epoch_ms, nz_date
 from services.common.proto.raceday.v1 import race_pb2
+from services.common.protofields import opt
 from services.common.series_kinds import ODDS_TYPES
 from services.common.timestamps import timestamp_from_ms
 from services.transformer import _money_flow as core
-from services.writer.convert import opt
 
 
 @dataclass(slots=True)

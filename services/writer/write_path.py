@@ -27,9 +27,10 @@ from psycopg import AsyncConnection, AsyncCursor
 
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import race_pb2
+from services.common.protofields import opt, opt_ts
 from services.common.status import RACE_STATUSES
+from services.common.timestamps import ts_to_datetime
 from services.writer import metrics, series, statements
-from services.writer.convert import opt, opt_ts, ts_to_datetime
 from services.writer.db import Database, safe_rollback
 from services.writer.errors import InvalidArgumentError
 from services.writer.settings import WriterSettings

@@ -9,8 +9,7 @@ import pytest
 
 from services.common.nztime import from_epoch_ms, to_epoch_ms
 from services.common.proto.raceday.v1 import query_pb2, race_pb2
-from services.common.timestamps import timestamp_from_ms
-from services.writer.convert import datetime_to_ts
+from services.common.timestamps import datetime_to_ts, timestamp_from_ms
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
 from tests.writer.builder import START, ensure, fetch, new_race, poll, write

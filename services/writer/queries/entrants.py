@@ -12,7 +12,8 @@ from typing import Any, Final
 from psycopg.rows import dict_row
 
 from services.common.proto.raceday.v1 import race_pb2
-from services.writer.convert import datetime_to_ts, set_fields
+from services.common.timestamps import datetime_to_ts
+from services.writer.convert import set_fields
 from services.writer.db import Database
 from services.writer.errors import NotFoundError
 from services.writer.queries.rows import require_id
