@@ -1,9 +1,9 @@
 """Synthetic race days for the gateway's tests and `raceday bench api`, written through the writer.
 
 `RaceBuilder` produces successive RaceUpdate polls of one race with consistent money flow:
-amounts are R(hold% x pool) in cents (half up), buckets and increments follow money-flow.md §6-7
-for a fixed start time, and odds changes are emitted only when a price moves. It stands in for
-the fetcher and transformer when only the read side is under test.
+amounts, times to start and buckets come from the Rust money-flow core (money-flow.md §5-6),
+increments follow §7 for a fixed start time, and odds changes are emitted only when a price
+moves. It stands in for the fetcher and transformer when only the read side is under test.
 """
 
 from __future__ import annotations
@@ -11,50 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from services.common.nztime import nz_date
+from services.common.nztime import nz_date, to_epoch_ms
 from services.common.proto.raceday.v1 import race_pb2, writer_pb2, writer_pb2_grpc
-
-
-def stamp(instant: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
-    value = Timestamp()
-    value.FromDatetime(instant)
-    return value
-
-
-def time_to_start(start: datetime, polled_at: datetime) -> int:
-    """Whole minutes to the start, half up (money-flow.md §6.1)."""
-    delta_ms = (start - polled_at) // timedelta(milliseconds=1)
-    return (delta_ms + 30_000) // 60_000
-
-
-def bucket_of(minutes: int) -> int:
-    """The time_interval bucket of a time to start (money-flow.md §6.2)."""
-    if minutes >= 60:
-        return 60
-    if minutes >= 5:
-        return minutes // 5 * 5
-    return minutes
-
-
-def interval_type(minutes: int) -> str:
-    """The descriptive label of money-flow.md §6.3."""
-    if minutes > 30:
-        return "5m"
-    if minutes > 5:
-        return "2m"
-    if minutes > 0:
-        return "30s"
-    return "live"
-
-
-def amount(hold_percentage: float, pool_cents: int) -> int:
-    """R(hold/100 x pool) in cents, half up."""
-    return int(pool_cents * hold_percentage / 100 + 0.5)
+from services.common.timestamps import datetime_to_ts
+from services.transformer import _money_flow as core
 
 
 @dataclass(slots=True)
@@ -98,10 +60,11 @@ class RaceBuilder:
         race = race_pb2.Race()
         race.CopyFrom(self.race)
         race.status = status
-        update = race_pb2.RaceUpdate(race_id=race.race_id, polled_at=stamp(polled_at), race=race)
+        update = race_pb2.RaceUpdate(race_id=race.race_id, polled_at=datetime_to_ts(polled_at), race=race)
         update.meeting.CopyFrom(self.meeting)
-        minutes = time_to_start(self.start, polled_at)
-        bucket = bucket_of(minutes)
+        # The money-flow rules themselves come from the Rust core, the one copy of them.
+        minutes = core.time_to_start(to_epoch_ms(self.start) // 1000, to_epoch_ms(polled_at))
+        bucket = core.bucket(minutes)
         for runner in self.runners:
             fixed_win = None if runner.scratched else (odds or {}).get(runner.entrant_id, runner.win_odds)
             fixed_place = None if runner.scratched else runner.place_odds
@@ -128,7 +91,7 @@ class RaceBuilder:
                 entrant.pool_place_odds = round(fixed_place * 1.05, 2)
             hold = holds.get(runner.entrant_id)
             if status == "open" and not runner.scratched and hold is not None:
-                win_amount, place_amount = amount(hold, win_pool), amount(hold, place_pool)
+                win_amount, place_amount, *_ = core.pool_amounts(hold, win_pool, place_pool)
                 entrant.has_money_flow = True
                 entrant.hold_percentage = hold
                 entrant.bet_percentage = hold
@@ -136,7 +99,7 @@ class RaceBuilder:
                 entrant.place_pool_percentage = hold
                 entrant.win_pool_amount = win_amount
                 entrant.place_pool_amount = place_amount
-                entrant.money_flow_at.CopyFrom(stamp(polled_at))
+                entrant.money_flow_at.CopyFrom(datetime_to_ts(polled_at))
                 update.money_flow.append(
                     self._flow_row(
                         runner,
@@ -166,7 +129,7 @@ class RaceBuilder:
                 extracted_pools=6,
                 data_quality_score=100,
                 source="tote_pools",
-                last_updated=stamp(polled_at),
+                last_updated=datetime_to_ts(polled_at),
             )
         )
         if results is not None:
@@ -198,11 +161,11 @@ class RaceBuilder:
         return race_pb2.MoneyFlowRow(
             race_id=self.race.race_id,
             entrant_id=runner.entrant_id,
-            event_timestamp=stamp(polled_at),
-            advertised_start=stamp(self.start),
+            event_timestamp=datetime_to_ts(polled_at),
+            advertised_start=datetime_to_ts(self.start),
             time_to_start=minutes,
             time_interval=bucket,
-            interval_type=interval_type(minutes),
+            interval_type=core.interval_type(minutes),
             hold_percentage=hold,
             bet_percentage=hold,
             win_pool_total=win_pool,
@@ -238,7 +201,7 @@ class RaceBuilder:
                 race_id=self.race.race_id,
                 entrant_id=runner.entrant_id,
                 type=kind,
-                event_timestamp=stamp(polled_at),
+                event_timestamp=datetime_to_ts(polled_at),
             )
             if value is not None:
                 change.odds = value
@@ -296,7 +259,7 @@ def build_race(
         race_number=number,
         name=f"{meeting.meeting_name} Race {number} Handicap",
         status=status,
-        start_time=stamp(start),
+        start_time=datetime_to_ts(start),
         race_date_nz=nz_date(start).isoformat(),
         type=meeting.category,
         country="NZ",
@@ -375,7 +338,7 @@ def results_for(runners: Sequence[Runner], polled_at: datetime, status: str) -> 
         dividends_data_json=json.dumps(dividends),
         fixed_odds_data_json=json.dumps(fixed),
         result_status=status,
-        result_time=stamp(polled_at),
+        result_time=datetime_to_ts(polled_at),
     )
 
 
