@@ -52,12 +52,22 @@ class ServerSettings:
         grpc_port = env.port(f"RACEDAY_{upper}_PORT", DEFAULT_GRPC_PORTS[service])
         return cls(
             service=service,
-            bind_host=env.text("RACEDAY_BIND_HOST", "127.0.0.1"),
+            bind_host=bind_host(env),
             grpc_port=grpc_port if port is None else port,
             metrics_port=env.port(f"RACEDAY_{upper}_METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
             log_level=env.choice("RACEDAY_LOG_LEVEL", "INFO", LOG_LEVELS),
-            grace_seconds=env.number("RACEDAY_SHUTDOWN_GRACE_S", 5.0, minimum=0.0, maximum=60.0),
+            grace_seconds=shutdown_grace_s(env),
         )
+
+
+def bind_host(env: Env) -> str:
+    """RACEDAY_BIND_HOST: the interface every server listens on (gRPC and the gateway's HTTP)."""
+    return env.text("RACEDAY_BIND_HOST", "127.0.0.1")
+
+
+def shutdown_grace_s(env: Env) -> float:
+    """RACEDAY_SHUTDOWN_GRACE_S: how long a stopping server lets in-flight calls finish."""
+    return env.number("RACEDAY_SHUTDOWN_GRACE_S", 5.0, minimum=0.0, maximum=60.0)
 
 
 @dataclass(frozen=True, slots=True)

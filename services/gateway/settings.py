@@ -7,7 +7,7 @@ from typing import Final
 
 from services.common.clock import Clock
 from services.common.config import ConfigError, Env
-from services.common.settings import DEFAULT_HTTP_PORT, ClientSettings
+from services.common.settings import DEFAULT_HTTP_PORT, ClientSettings, bind_host, shutdown_grace_s
 
 # The body limit of rest-api.md §1.5 (413 above it).
 MAX_BODY_BYTES: Final = 100 * 1024
@@ -50,7 +50,7 @@ class GatewaySettings:
         except ValueError as exc:
             raise ConfigError("API_CORS_ORIGINS", str(exc)) from None
         return cls(
-            bind_host=env.text("RACEDAY_BIND_HOST", "127.0.0.1"),
+            bind_host=bind_host(env),
             http_port=env.port("RACEDAY_GATEWAY_HTTP_PORT", DEFAULT_HTTP_PORT),
             clients=ClientSettings.from_env(env),
             deadline_s=env.number("RACEDAY_GATEWAY_DEADLINE_S", 2.0, minimum=0.05, maximum=60.0),
@@ -59,6 +59,6 @@ class GatewaySettings:
             cors_origins=cors,
             compat_aliases=env.flag("API_COMPAT_ALIASES", True),
             hsts=env.flag("API_HSTS", False),
-            grace_seconds=env.number("RACEDAY_SHUTDOWN_GRACE_S", 5.0, minimum=0.0, maximum=60.0),
+            grace_seconds=shutdown_grace_s(env),
             clock=Clock.from_env(env),
         )
