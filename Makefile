@@ -48,8 +48,8 @@ test-python:
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check services tests tools
-	$(BIN)/ruff format --check services tests tools
+	$(BIN)/ruff check services raceday_core tests tools
+	$(BIN)/ruff format --check services raceday_core tests tools
 	$(BIN)/mypy
 	cd rust_ext && cargo clippy --workspace --all-targets -- -D warnings
 	cd rust_ext && cargo fmt --all -- --check

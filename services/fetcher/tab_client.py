@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from raceday_core import PayloadDecodeError, PayloadSchemaError, event_summary
 from services.common.logs import log_event
 from services.fetcher import tab_metrics
 from services.fetcher.tab_breaker import (
@@ -52,7 +53,6 @@ from services.fetcher.tab_results import (
 )
 from services.fetcher.tab_retry import Pause, backoff_s, retry_after_s
 from services.fetcher.tab_settings import API_PREFIX, TabSettings
-from services.transformer._money_flow import PayloadDecodeError, PayloadSchemaError, event_summary
 from services.transformer.records import EventSummary
 
 __all__ = ["EventFetch", "FetchFailure", "MeetingsFetch", "TabClient", "TabSettings"]

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import raceday_core as core
 from services.common.nztime import nz_date, to_epoch_ms
 from services.common.proto.raceday.v1 import race_pb2, writer_pb2, writer_pb2_grpc
 from services.common.timestamps import datetime_to_ts
-from services.transformer import _money_flow as core
 
 
 @dataclass(slots=True)

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+import raceday_core
 from services.common.config import Env
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import transformer_pb2_grpc
-from services.transformer import _money_flow
 from services.transformer.service import SERVICE_NAME, TransformerService
 from services.transformer.settings import TransformerSettings
 
@@ -40,7 +40,7 @@ class TransformerApp:
         log_event(
             logger,
             "transformer_ready",
-            engine_version=_money_flow.version(),
+            engine_version=raceday_core.version(),
             workers=self.settings.workers,
         )
 

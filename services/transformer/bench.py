@@ -109,14 +109,15 @@ def add_bench_parser(bench_subparsers: argparse._SubParsersAction[argparse.Argum
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the report; 0 only if every check held."""
-    from services.transformer import _money_flow, reference
+    import raceday_core
+    from services.transformer import reference
 
     try:
         payload = args.payload.read_bytes()
     except OSError as exc:
         print(f"raceday bench transform: cannot read {args.payload}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    engines: dict[str, MoneyFlowEngine] = {"rust": _money_flow, "reference": reference}
+    engines: dict[str, MoneyFlowEngine] = {"rust": raceday_core, "reference": reference}
     report: dict[str, Any] = {
         "benchmark": "transform",
         "payload": str(args.payload),
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         "failures": [],
     }
     try:
-        cases = build_cases(payload, _money_flow)
+        cases = build_cases(payload, raceday_core)
     except Exception as exc:
         report["failures"].append(f"cannot prepare the cases: {one_line(str(exc)) or type(exc).__name__}")
         cases = []

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from raceday_core.errors import PayloadError
 from services.transformer.documents import (
     DocumentError,
     ms_from_iso,
@@ -23,7 +24,6 @@ from services.transformer.documents import (
     update_document,
 )
 from services.transformer.engine import one_line, run_transform
-from services.transformer.errors import PayloadError
 from services.transformer.records import PriorState, empty_state
 
 INPUT_ERROR = 2
@@ -121,14 +121,14 @@ def _transform(payload_path: Path, at: str, state_path: Path | None) -> tuple[di
     except ValueError as exc:
         raise _InputError(f"--at: {exc}") from None
     # Imported here so that `raceday --help` and other commands never load the extension.
-    from services.transformer import _money_flow
+    import raceday_core
 
     payload = _read(payload_path, "payload")
     state = _read_state(state_path) if state_path is not None else None
     try:
         if state is None:
-            state = empty_state(_money_flow.event_summary(payload)["event_id"])
-        update = run_transform(_money_flow, payload, polled_at_ms, state)
+            state = empty_state(raceday_core.event_summary(payload)["event_id"])
+        update = run_transform(raceday_core, payload, polled_at_ms, state)
     except PayloadError as exc:
         raise _InputError(f"invalid payload {payload_path}: {one_line(str(exc))}") from None
     except ValueError as exc:

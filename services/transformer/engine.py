@@ -14,9 +14,9 @@ from services.transformer.records import PriorState, RaceUpdateRecord
 
 
 class MoneyFlowEngine(Protocol):
-    """The module-level API shared by `_money_flow` and `reference`.
+    """The module-level API shared by `raceday_core` and `reference`.
 
-    Both raise `services.transformer.errors.PayloadError` for a malformed payload.
+    Both raise `raceday_core.errors.PayloadError` for a malformed payload.
     """
 
     def version(self) -> str:

@@ -1,8 +1,8 @@
 """Pure-Python reference of the money-flow transform (spec/money-flow.md).
 
 A test oracle, not a fallback: it is written plainly from the spec and must produce
-exactly what the Rust extension (`services.transformer._money_flow`) produces, with the same
-function signatures and the same exception classes (services/transformer/errors.py).
+exactly what the Rust extension (`raceday_core`) produces, with the same
+function signatures and the same exception classes (raceday_core/errors.py).
 The sections of the payload are read in refsections.py, increments and odds changes are in
 refhistory.py, the data-quality checks in refquality.py and the numeric rules in refmath.py.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
+from raceday_core.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
 from services.common.status import normalise_status
-from services.transformer.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
 from services.transformer.records import (
     BucketLatestRecord,
     EventSummary,

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Final
 
-from services.transformer.errors import PayloadDecodeError, PayloadSchemaError
+from raceday_core.errors import PayloadDecodeError, PayloadSchemaError
 from services.transformer.records import QualityRecord
 from services.transformer.refmath import hundredths
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from raceday_core.errors import PayloadSchemaError
 from services.common.series_kinds import ODDS_TYPES
 from services.common.status import normalise_status
-from services.transformer.errors import PayloadSchemaError
 from services.transformer.records import (
     EntrantRecord,
     MeetingRecord,

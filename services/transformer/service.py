@@ -16,10 +16,11 @@ from concurrent.futures import Executor
 import grpc
 from prometheus_client import Counter, Histogram
 
+import raceday_core
+from raceday_core.errors import PayloadError
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import transformer_pb2, transformer_pb2_grpc
 from services.common.timestamps import ms_from_timestamp
-from services.transformer import _money_flow
 from services.transformer.convert import (
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
@@ -28,7 +29,6 @@ from services.transformer.convert import (
     update_to_proto,
 )
 from services.transformer.engine import MoneyFlowEngine, one_line, run_transform
-from services.transformer.errors import PayloadError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RequestError(ValueError):
 class TransformerService(transformer_pb2_grpc.TransformerServiceServicer):
     """The gRPC servicer; stateless apart from its executor."""
 
-    def __init__(self, executor: Executor, engine: MoneyFlowEngine = _money_flow) -> None:
+    def __init__(self, executor: Executor, engine: MoneyFlowEngine = raceday_core) -> None:
         self._executor = executor
         self._engine = engine
 

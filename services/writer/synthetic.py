@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import raceday_core as core
 from services.common.nztime import from_epoch_ms, nz_date
 from services.common.proto.raceday.v1 import race_pb2
 from services.common.protofields import opt
 from services.common.series_kinds import ODDS_TYPES
 from services.common.timestamps import timestamp_from_ms
-from services.transformer import _money_flow as core
 
 
 @dataclass(slots=True)

@@ -650,7 +650,7 @@ def dockerignore_excludes(path: str) -> bool:
         ".env",
         "services/.env.local",
         "k8s/base/kustomization.yaml",
-        "services/transformer/_money_flow.abi3.so",
+        "raceday_core/_raceday_core.abi3.so",
         "deploy/server.key",
     ],
 )

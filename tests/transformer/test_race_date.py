@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+import raceday_core
 from services.common.nztime import to_epoch_ms
 from services.common.proto.raceday.v1 import race_pb2, transformer_pb2
-from services.transformer import _money_flow, reference
+from services.transformer import reference
 from services.transformer.convert import timestamp_from_ms
 from services.transformer.documents import iso_from_ms
 from services.transformer.engine import MoneyFlowEngine, run_transform
@@ -102,7 +103,7 @@ async def test_a_valid_race_date_from_the_payload_is_kept(transformer: Transform
     assert _date_findings(update) == []
 
 
-@pytest.mark.parametrize("engine", [_money_flow, reference], ids=["rust", "reference"])
+@pytest.mark.parametrize("engine", [raceday_core, reference], ids=["rust", "reference"])
 def test_both_engines_leave_the_date_out_and_run_transform_fills_it_in(engine: MoneyFlowEngine) -> None:
     payload = _payload(AFTER_NZ_MIDNIGHT)
     polled_at_ms = _polled_at_ms(AFTER_NZ_MIDNIGHT)

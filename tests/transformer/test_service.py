@@ -11,10 +11,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import REGISTRY
 
+import raceday_core
 from services.common.config import ConfigError, Env
 from services.common.health import SERVING, check_health
 from services.common.proto.raceday.v1 import race_pb2, transformer_pb2, transformer_pb2_grpc
-from services.transformer import _money_flow
 from services.transformer.app import create_app
 from services.transformer.records import PriorState, RaceUpdateRecord
 from services.transformer.service import SERVICE_NAME, TransformerService
@@ -148,10 +148,10 @@ class _SkewedEngine:
     """
 
     def version(self) -> str:
-        return _money_flow.version()
+        return raceday_core.version()
 
     def transform(self, payload: bytes, polled_at_ms: int, prior_state: PriorState) -> RaceUpdateRecord:
-        update = _money_flow.transform(payload, polled_at_ms, prior_state)
+        update = raceday_core.transform(payload, polled_at_ms, prior_state)
         if polled_at_ms % 2:
             update["race"]["column_from_the_future"] = 1  # type: ignore[typeddict-unknown-key]
         return update

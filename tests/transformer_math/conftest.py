@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from services.transformer import _money_flow, reference
+import raceday_core
+from services.transformer import reference
 from services.transformer.records import EventSummary, PriorState, RaceUpdateRecord
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
@@ -30,7 +31,7 @@ class MoneyFlow(Protocol):
     ) -> tuple[int, int, int, float | None, float | None]: ...
 
 
-EXTENSION: MoneyFlow = _money_flow
+EXTENSION: MoneyFlow = raceday_core
 REFERENCE: MoneyFlow = reference
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.transformer.errors import PayloadDecodeError
+from raceday_core.errors import PayloadDecodeError
 from services.transformer.records import PriorState, QualityRecord, RaceUpdateRecord, empty_state
 from tests.transformer_math.conftest import MoneyFlow, recorded_event
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.transformer.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
+from raceday_core.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
 from services.transformer.records import empty_state
 from tests.transformer_math.conftest import EXTENSION, REFERENCE, recorded_event
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.transformer.errors import PayloadError, PayloadSchemaError
+from raceday_core.errors import PayloadError, PayloadSchemaError
 from services.transformer.records import (
     BucketLatestRecord,
     MoneyFlowRecord,

@@ -3,7 +3,7 @@
 //! `transform` and `event_summary` convert their Python arguments first, release the GIL
 //! for parsing and computing, then build the result dicts (keys as in
 //! services/transformer/records.py). Payload errors raise the classes of
-//! services/transformer/errors.py; other bad arguments raise `ValueError`.
+//! raceday_core/errors.py; other bad arguments raise `ValueError`.
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ fn error_class<'py>(py: Python<'py>, kind: PayloadErrorKind) -> PyResult<&'py Bo
         PayloadErrorKind::Schema => (&SCHEMA_ERROR, "PayloadSchemaError"),
     };
     let class = cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
-        let errors = py.import("services.transformer.errors")?;
+        let errors = py.import("raceday_core.errors")?;
         Ok(errors.getattr(name)?.downcast_into::<PyType>()?.unbind())
     })?;
     Ok(class.bind(py))
@@ -810,8 +810,8 @@ fn update_to_py<'py>(
 }
 
 #[pymodule]
-fn _money_flow(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let errors = m.py().import("services.transformer.errors")?;
+fn _raceday_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let errors = m.py().import("raceday_core.errors")?;
     for name in ["PayloadError", "PayloadDecodeError", "PayloadSchemaError"] {
         m.add(name, errors.getattr(name)?)?;
     }

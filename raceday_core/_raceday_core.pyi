@@ -16,9 +16,9 @@ The extension has no NZ calendar: when the payload has no valid `data.race.race_
 See rust_ext/README.md for the JSON reader's rules.
 """
 
-from services.transformer.errors import PayloadDecodeError as PayloadDecodeError
-from services.transformer.errors import PayloadError as PayloadError
-from services.transformer.errors import PayloadSchemaError as PayloadSchemaError
+from raceday_core.errors import PayloadDecodeError as PayloadDecodeError
+from raceday_core.errors import PayloadError as PayloadError
+from raceday_core.errors import PayloadSchemaError as PayloadSchemaError
 from services.transformer.records import EventSummary, PriorState, RaceUpdateRecord
 
 def version() -> str:

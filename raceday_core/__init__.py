@@ -1,0 +1,34 @@
+"""Raceday's Rust core, for every service that needs it.
+
+The compiled module `raceday_core._raceday_core` is the thin PyO3 binding (rust_ext/binding)
+of the pure-Rust crate in rust_ext/core; this package re-exports it with its exception
+classes. `services.transformer.reference` is the same math in plain Python.
+"""
+
+from raceday_core._raceday_core import (
+    bucket,
+    event_summary,
+    hundredths,
+    interval_type,
+    pool_amounts,
+    round_half_up,
+    time_to_start,
+    transform,
+    version,
+)
+from raceday_core.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
+
+__all__ = [
+    "PayloadDecodeError",
+    "PayloadError",
+    "PayloadSchemaError",
+    "bucket",
+    "event_summary",
+    "hundredths",
+    "interval_type",
+    "pool_amounts",
+    "round_half_up",
+    "time_to_start",
+    "transform",
+    "version",
+]
