@@ -16,9 +16,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Re-install when the project metadata or any Rust source changed (the extension is compiled
-# by maturin during the install; cargo's incremental cache in rust_ext/target keeps it quick).
-$(STAMP): $(BIN)/python pyproject.toml $(shell find rust_ext -name '*.rs' -o -name Cargo.toml -not -path '*/target/*')
+# Re-install when the project metadata, any Rust source or a .proto changed (the Rust core
+# generates its message types from proto/): maturin compiles the extension during the install,
+# and cargo's incremental cache in rust_ext/target keeps that quick.
+$(STAMP): $(BIN)/python pyproject.toml $(shell find rust_ext -name '*.rs' -o -name Cargo.toml -not -path '*/target/*') $(wildcard proto/raceday/v1/*.proto)
 	@echo "==> installing raceday and its dependencies (builds the Rust extension)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

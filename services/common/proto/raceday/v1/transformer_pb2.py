@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.proto.raceday.v1 import race_pb2 as raceday_dot_v1_dot_race__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craceday/v1/transformer.proto\x12\nraceday.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15raceday/v1/race.proto\"~\n\x10TransformRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12-\n\tpolled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0bprior_state\x18\x03 \x01(\x0b\x32\x15.raceday.v1.RaceState\";\n\x11TransformResponse\x12&\n\x06update\x18\x01 \x01(\x0b\x32\x16.raceday.v1.RaceUpdate2^\n\x12TransformerService\x12H\n\tTransform\x12\x1c.raceday.v1.TransformRequest\x1a\x1d.raceday.v1.TransformResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craceday/v1/transformer.proto\x12\nraceday.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15raceday/v1/race.proto\"\x98\x01\n\x10TransformRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12-\n\tpolled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0bprior_state\x18\x03 \x01(\x0b\x32\x15.raceday.v1.RaceState\x12\x18\n\x10payload_encoding\x18\x04 \x01(\t\";\n\x11TransformResponse\x12&\n\x06update\x18\x01 \x01(\x0b\x32\x16.raceday.v1.RaceUpdate2^\n\x12TransformerService\x12H\n\tTransform\x12\x1c.raceday.v1.TransformRequest\x1a\x1d.raceday.v1.TransformResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.common.proto.raceday.v1.transformer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSFORMREQUEST']._serialized_start=100
-  _globals['_TRANSFORMREQUEST']._serialized_end=226
-  _globals['_TRANSFORMRESPONSE']._serialized_start=228
-  _globals['_TRANSFORMRESPONSE']._serialized_end=287
-  _globals['_TRANSFORMERSERVICE']._serialized_start=289
-  _globals['_TRANSFORMERSERVICE']._serialized_end=383
+  _globals['_TRANSFORMREQUEST']._serialized_start=101
+  _globals['_TRANSFORMREQUEST']._serialized_end=253
+  _globals['_TRANSFORMRESPONSE']._serialized_start=255
+  _globals['_TRANSFORMRESPONSE']._serialized_end=314
+  _globals['_TRANSFORMERSERVICE']._serialized_start=316
+  _globals['_TRANSFORMERSERVICE']._serialized_end=410
 # @@protoc_insertion_point(module_scope)

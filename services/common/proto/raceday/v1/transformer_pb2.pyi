@@ -25,8 +25,13 @@ class TransformRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     POLLED_AT_FIELD_NUMBER: _builtins.int
     PRIOR_STATE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_ENCODING_FIELD_NUMBER: _builtins.int
     payload: _builtins.bytes
-    """The raw event response body (JSON bytes), exactly as received from the TAB."""
+    """The raw event response body, exactly as received from the TAB: JSON bytes, or those bytes
+    compressed as `payload_encoding` says (so a 400 KB event crosses the wire as ~50 KB).
+    """
+    payload_encoding: _builtins.str
+    """The HTTP Content-Encoding of `payload`: "" or "identity" (JSON as is) or "gzip"."""
     @_builtins.property
     def polled_at(self) -> _timestamp_pb2.Timestamp:
         """Receive time of the payload: the observation time of the poll."""
@@ -39,10 +44,11 @@ class TransformRequest(_message.Message):
         payload: _builtins.bytes = ...,
         polled_at: _timestamp_pb2.Timestamp | None = ...,
         prior_state: _race_pb2.RaceState | None = ...,
+        payload_encoding: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["polled_at", b"polled_at", "prior_state", b"prior_state"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "polled_at", b"polled_at", "prior_state", b"prior_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "payload_encoding", b"payload_encoding", "polled_at", b"polled_at", "prior_state", b"prior_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
