@@ -6,6 +6,12 @@ classes. `services.transformer.reference` is the same math in plain Python.
 """
 
 from raceday_core._raceday_core import (
+    CATEGORIES,
+    INTERVAL_TYPES,
+    ODDS_TYPES,
+    RACE_STATUSES,
+    RESULT_STATUSES,
+    WriteDocument,
     bucket,
     event_summary,
     hundredths,
@@ -15,13 +21,20 @@ from raceday_core._raceday_core import (
     time_to_start,
     transform,
     version,
+    write_document,
 )
 from raceday_core.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
 
 __all__ = [
+    "CATEGORIES",
+    "INTERVAL_TYPES",
+    "ODDS_TYPES",
+    "RACE_STATUSES",
+    "RESULT_STATUSES",
     "PayloadDecodeError",
     "PayloadError",
     "PayloadSchemaError",
+    "WriteDocument",
     "bucket",
     "event_summary",
     "hundredths",
@@ -31,4 +44,5 @@ __all__ = [
     "time_to_start",
     "transform",
     "version",
+    "write_document",
 ]

@@ -21,6 +21,46 @@ from raceday_core.errors import PayloadError as PayloadError
 from raceday_core.errors import PayloadSchemaError as PayloadSchemaError
 from services.transformer.records import EventSummary, PriorState, RaceUpdateRecord
 
+RACE_STATUSES: tuple[str, ...]
+"""Internal race statuses, in lifecycle order."""
+CATEGORIES: tuple[str, ...]
+"""Meeting categories: T (thoroughbred), H (harness), G (greyhound)."""
+INTERVAL_TYPES: tuple[str, ...]
+"""Money-flow interval types (money-flow.md §6.3)."""
+ODDS_TYPES: tuple[str, ...]
+"""The four odds types, in the order of an entrant's current-odds columns."""
+RESULT_STATUSES: tuple[str, ...]
+"""Result statuses of race_results (money-flow.md §10)."""
+
+class WriteDocument:
+    """One update checked and rendered for the writer's `raceday_write_poll` (one JSON text per section)."""
+
+    race_id: str
+    polled_at: str
+    """RFC 3339 UTC, to the microsecond."""
+    baseline: bool
+    meeting: str
+    race: str
+    entrants: str
+    """Unique entrants, the last of a repeated id winning."""
+    money_flow: str | None
+    """None for a baseline."""
+    odds: str | None
+    """None for a baseline."""
+    pools: str | None
+    results: str | None
+    money_flow_rows: int
+    odds_rows: int
+    series_instants_us: list[int]
+    """Distinct instants of the series rows (microseconds since the epoch): their partitions."""
+    entrants_without_id: int
+    """Entrants skipped because they have no id."""
+    duplicate_entrant_ids: list[str]
+    """Ids that appeared more than once (the last occurrence was kept)."""
+
+def write_document(request: bytes) -> WriteDocument:
+    """Check and render a serialised WriteRaceUpdateRequest (GIL released); ValueError names what is wrong."""
+
 def version() -> str:
     """Version of the Rust money-flow core."""
 

@@ -6,11 +6,15 @@ case. Unknown values map to `unknown` and the raw text is kept by the caller.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, cast
+
+import raceday_core
 
 RaceStatus = Literal["open", "closed", "interim", "final", "abandoned", "unknown"]
 
-RACE_STATUSES: Final[tuple[RaceStatus, ...]] = ("open", "closed", "interim", "final", "abandoned", "unknown")
+# The vocabulary is written once, in the Rust core (rust_ext/core/src/vocab.rs); the Literal
+# above is its static type, held to it by tests/test_vocabulary.py.
+RACE_STATUSES: Final[tuple[RaceStatus, ...]] = cast(tuple[RaceStatus, ...], raceday_core.RACE_STATUSES)
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"final", "abandoned"})
 
 _UPSTREAM: Final[dict[str, RaceStatus]] = {

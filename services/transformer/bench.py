@@ -183,6 +183,25 @@ def as_open_race(document: dict[str, Any]) -> bytes:
 
 # Calls per engine in each alternating block.
 BLOCK = 25
+# The reference's `final` median where Raceday's absolute latency targets were set (2026-11-28):
+# other benchmarks measure the reference in the same run and scale their targets by it.
+YARDSTICK_MS = 2.1
+
+
+def reference_yardstick_ms(calls: int = 60) -> float:
+    """This machine's speed now: the Python reference's median ms on the recorded event as is.
+
+    A target set where this measured YARDSTICK_MS scales by (the value / YARDSTICK_MS).
+    """
+    from services.transformer import reference
+
+    case = build_cases(DEFAULT_PAYLOAD.read_bytes(), reference)[0]
+    samples: list[int] = []
+    for _ in range(calls + 5):
+        started = time.perf_counter_ns()
+        reference.transform(case.payload, case.polled_at_ms, case.state)
+        samples.append(time.perf_counter_ns() - started)
+    return statistics.median(samples[5:]) / 1e6
 
 
 def _measure(

@@ -17,12 +17,12 @@ import grpc
 from services.common.config import Env
 from services.common.database import configured_database_url, database_url
 from services.common.logs import log_event
-from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc, writer_pb2, writer_pb2_grpc
+from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc, writer_pb2
 from services.writer.db import Database, connect
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.migrate import MigrationError, apply_migrations, pending_migrations
 from services.writer.query_servicer import QueryServicer
-from services.writer.servicer import WriterServicer
+from services.writer.servicer import WriterServicer, add_writer_servicer
 from services.writer.settings import WriterSettings
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class WriterApp:
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         """Add WriterService and QueryService (the health service is added by the bootstrap)."""
-        writer_pb2_grpc.add_WriterServiceServicer_to_server(self._writer, server)
+        add_writer_servicer(self._writer, server)
         query_pb2_grpc.add_QueryServiceServicer_to_server(self._query, server)
         return (WRITER_SERVICE, QUERY_SERVICE)
 

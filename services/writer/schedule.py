@@ -16,9 +16,9 @@ from services.common.logs import log_event
 from services.common.proto.raceday.v1 import writer_pb2
 from services.writer import metrics, statements
 from services.writer.db import Database, safe_rollback
+from services.writer.entities import meeting_params, race_params
 from services.writer.errors import InvalidArgumentError
 from services.writer.upsert import chunks, dedupe
-from services.writer.write_path import meeting_params, race_params
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +98,10 @@ async def upsert_meetings(db: Database, request: writer_pb2.UpsertMeetingsReques
                         (batch.races_with_protest, True),
                         (batch.races_without_protest, False),
                     ):
-                        race_stmt = statements.race_upsert("list", with_protest)
+                        race_stmt = statements.race_upsert(with_protest)
                         for chunk in chunks(rows):
                             race_cursors.append(await conn.execute(race_stmt.query, race_stmt.params(chunk)))
                     ids = {"meeting_ids": [meeting_id]}
-                    await conn.execute(statements.MEETING_STATUS_LOCK, ids)
                     await conn.execute(statements.MEETING_STATUS_RECOMPUTE, ids)
                 await conn.commit()
             except Exception as exc:

@@ -6,10 +6,12 @@ import logging
 from collections.abc import Iterable
 from datetime import date
 
-from services.common.logs import log_event
+import grpc
+
 from services.common.nztime import from_epoch_ms, to_epoch_ms, utc_now
-from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
+from services.common.proto.raceday.v1 import writer_pb2
 from services.common.protofields import opt_ts
+from services.common.servicers import add_servicer
 from services.writer import jobs
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
@@ -28,8 +30,16 @@ def _require_job_key(job: str, run_key: str) -> None:
         raise InvalidArgumentError("job and run_key are required")
 
 
-class WriterServicer(writer_pb2_grpc.WriterServiceServicer):
-    """gRPC front of the writer's storage operations."""
+WRITER_SERVICE = writer_pb2.DESCRIPTOR.services_by_name["WriterService"]
+
+
+def add_writer_servicer(servicer: WriterServicer, server: grpc.aio.Server) -> None:
+    """Register WriterService; WriteRaceUpdate receives the serialised request (no Python message)."""
+    add_servicer(server, WRITER_SERVICE, servicer, raw_requests={"WriteRaceUpdate"})
+
+
+class WriterServicer:
+    """gRPC front of the writer's storage operations (WriterService, registered by WriterApp)."""
 
     def __init__(self, db: Database, maintainer: PartitionMaintainer) -> None:
         self._db = db
@@ -39,24 +49,13 @@ class WriterServicer(writer_pb2_grpc.WriterServiceServicer):
         return await self._maintainer.ensure_days(days, reason="missing_partition")
 
     @handled("WriteRaceUpdate")
-    async def WriteRaceUpdate(
-        self, request: writer_pb2.WriteRaceUpdateRequest, context: Context
-    ) -> writer_pb2.WriteRaceUpdateResponse:
-        """Write one poll in one transaction; a repeated (race_id, polled_at) writes nothing."""
-        try:
-            result = await write_race_update(
-                self._db, request.update, baseline=request.baseline, ensure_days=self._ensure_days
-            )
-        except Exception as exc:
-            log_event(
-                logger,
-                "race_write_failed",
-                logging.WARNING,
-                race_id=request.update.race_id,
-                error=type(exc).__name__,
-                sqlstate=getattr(exc, "sqlstate", None),
-            )
-            raise
+    async def WriteRaceUpdate(self, request: bytes, context: Context) -> writer_pb2.WriteRaceUpdateResponse:
+        """Write one poll in one transaction; a repeated (race_id, polled_at) writes nothing.
+
+        Registered with raw requests (see WriterApp.register): `request` is a serialised
+        WriteRaceUpdateRequest, rendered by the Rust core without a Python message.
+        """
+        result = await write_race_update(self._db, request, ensure_days=self._ensure_days)
         return writer_pb2.WriteRaceUpdateResponse(
             written=result.written,
             entrants_written=result.entrants_written,

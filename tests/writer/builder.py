@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.common.nztime import to_epoch_ms
-from services.common.proto.raceday.v1 import race_pb2
+from services.common.proto.raceday.v1 import race_pb2, writer_pb2
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.synthetic import SyntheticRace, synthetic_update
-from services.writer.write_path import SeriesMode, WriteResult, write_race_update
+from services.writer.write_path import WriteResult, write_race_update
 
 # 2025-07-17 12:50 NZST, the recorded event's start.
 START = datetime(2025, 7, 17, 0, 50, tzinfo=UTC)
@@ -83,16 +83,14 @@ async def write(
     update: race_pb2.RaceUpdate,
     *,
     baseline: bool = False,
-    series_mode: SeriesMode = "copy",
 ) -> WriteResult:
     """Write through the real write path (missing partitions recovered on the maintenance path)."""
 
     async def ensure_days(days: Iterable[date]) -> object:
         return await maintainer.ensure_days(days, reason="missing_partition")
 
-    return await write_race_update(
-        db, update, baseline=baseline, ensure_days=ensure_days, series_mode=series_mode
-    )
+    request = writer_pb2.WriteRaceUpdateRequest(update=update, baseline=baseline)
+    return await write_race_update(db, request.SerializeToString(), ensure_days=ensure_days)
 
 
 async def fetch(db: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:

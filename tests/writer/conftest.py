@@ -18,7 +18,7 @@ from services.writer.db import Database, connect, with_database
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.migrate import apply_migrations
 from services.writer.query_servicer import QueryServicer
-from services.writer.servicer import WriterServicer
+from services.writer.servicer import WriterServicer, add_writer_servicer
 from services.writer.settings import WriterSettings
 
 TEST_SETTINGS = WriterSettings(write_pool_size=6, read_pool_size=3, acquire_timeout_s=10.0)
@@ -74,7 +74,7 @@ class Stubs:
 async def stubs(db: Database, maintainer: PartitionMaintainer) -> AsyncIterator[Stubs]:
     """A grpc.aio server on 127.0.0.1 serving both services over `db`."""
     server = grpc.aio.server()
-    writer_pb2_grpc.add_WriterServiceServicer_to_server(WriterServicer(db, maintainer), server)
+    add_writer_servicer(WriterServicer(db, maintainer), server)
     query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(db), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

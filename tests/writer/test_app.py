@@ -25,7 +25,7 @@ from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.migrate import MigrationError, load_migrations
 from services.writer.query_servicer import QueryServicer
-from services.writer.servicer import WriterServicer
+from services.writer.servicer import WriterServicer, add_writer_servicer
 from services.writer.settings import WriterSettings
 
 RACEDAY = Path(sys.executable).parent / "raceday"
@@ -107,7 +107,7 @@ async def test_start_up_refuses_a_schema_behind_when_not_migrating(fresh_databas
 async def test_without_a_database_status_reports_disconnected_and_calls_are_unavailable() -> None:
     db = Database(WriterSettings())  # never opened: every acquisition fails
     server = grpc.aio.server()
-    writer_pb2_grpc.add_WriterServiceServicer_to_server(WriterServicer(db, PartitionMaintainer(db)), server)
+    add_writer_servicer(WriterServicer(db, PartitionMaintainer(db)), server)
     query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(db), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -176,9 +176,13 @@ def test_bench_write_runs_and_reports(pg_server_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(line.startswith("first_poll  copy") for line in lines), result.stdout
-    assert any(line.startswith("next_poll   insert") for line in lines), result.stdout
+    rows = {
+        line.split()[0]: line.split()[1:] for line in lines if line.startswith(("first_poll", "next_poll"))
+    }
+    # 16 runners: meeting, race, 16 entrants, 16 money-flow rows and 64 odds rows on a first poll.
+    assert set(rows) == {"first_poll", "next_poll"} and rows["first_poll"][4] == "98", result.stdout
     assert any(line.startswith("PostgreSQL CPU per write") for line in lines), result.stdout
+    assert any(line.startswith("yardstick: the Python reference takes") for line in lines), result.stdout
     with psycopg.connect(pg_server_url) as conn:
         leftovers = conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'raceday_bench_%'"

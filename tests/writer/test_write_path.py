@@ -130,48 +130,69 @@ async def test_first_poll_writes_every_row_exactly(db: Database, maintainer: Par
     assert meeting == ("Test Park", DAY, "T", "thoroughbred", "active")
 
 
-async def test_copy_and_insert_paths_store_the_same_series(
+async def test_ids_with_escapes_and_absent_optionals_are_stored_exactly(
     db: Database, maintainer: PartitionMaintainer
 ) -> None:
-    # Ids with every character COPY's text format escapes, and absent optionals (NULLs).
+    # Ids with tab, backslash, quote, CR and LF and non-ASCII text; absent optionals are NULLs.
     at = minutes_before(START, 4)
-    stored: dict[str, list[tuple[object, ...]]] = {}
-    for mode in ("copy", "insert"):
-        race = new_race()
-        race.race_id += f"\t\\n{mode}\r\n"
-        update = poll(race, at)
-        update.money_flow[0].ClearField("fixed_win_odds")
-        update.money_flow[1].ClearField("win_pool_percentage")
-        update.money_flow[2].source_generated_at.CopyFrom(update.polled_at)
-        update.odds[3].ClearField("odds")
-        result = await write(db, maintainer, update, series_mode=mode)
-        assert (result.money_flow_rows, result.odds_rows) == (16, 64)
-        money_flow = await fetch(
-            db,
-            """SELECT race_id, entrant_id, event_timestamp, source_generated_at, advertised_start,
-                      time_to_start, time_interval, interval_type, hold_percentage, bet_percentage,
-                      win_pool_total, place_pool_total, win_pool_amount, place_pool_amount,
-                      total_pool_amount, win_pool_percentage, place_pool_percentage,
-                      incremental_win_amount, incremental_place_amount, is_baseline, fixed_win_odds,
-                      fixed_place_odds, pool_win_odds, pool_place_odds
-               FROM money_flow_history WHERE race_id = %s ORDER BY entrant_id""",
-            race.race_id,
+    race = new_race()
+    race.race_id += '\t\\n"q"\r\nRāwhiti'
+    update = poll(race, at)
+    update.money_flow[0].ClearField("fixed_win_odds")
+    update.money_flow[1].ClearField("win_pool_percentage")
+    update.money_flow[2].source_generated_at.CopyFrom(update.polled_at)
+    update.odds[3].ClearField("odds")
+    result = await write(db, maintainer, update)
+    assert (result.money_flow_rows, result.odds_rows) == (16, 64)
+    money_flow = await fetch(
+        db,
+        """SELECT race_id, entrant_id, event_timestamp, source_generated_at, advertised_start,
+                  time_to_start, time_interval, interval_type, hold_percentage, bet_percentage,
+                  win_pool_total, place_pool_total, win_pool_amount, place_pool_amount,
+                  total_pool_amount, win_pool_percentage, place_pool_percentage,
+                  incremental_win_amount, incremental_place_amount, is_baseline, fixed_win_odds,
+                  fixed_place_odds, pool_win_odds, pool_place_odds
+           FROM money_flow_history WHERE race_id = %s ORDER BY id""",
+        race.race_id,
+    )
+    odds = await fetch(
+        db,
+        """SELECT race_id, entrant_id, type, odds, event_timestamp FROM odds_history
+           WHERE race_id = %s ORDER BY id""",
+        race.race_id,
+    )
+    assert {row[0] for row in money_flow + odds} == {race.race_id}
+    # In the update's order, every value as sent.
+    assert [row[1] for row in money_flow] == [row.entrant_id for row in update.money_flow]
+    for stored, sent in zip(money_flow, update.money_flow, strict=True):
+        assert stored[2:8] == (
+            at,
+            at if sent.HasField("source_generated_at") else None,
+            START,
+            sent.time_to_start,
+            sent.time_interval,
+            sent.interval_type,
         )
-        odds = await fetch(
-            db,
-            """SELECT race_id, entrant_id, type, odds, event_timestamp FROM odds_history
-               WHERE race_id = %s ORDER BY entrant_id, type""",
-            race.race_id,
+        assert stored[10:15] == (
+            sent.win_pool_total,
+            sent.place_pool_total,
+            sent.win_pool_amount,
+            sent.place_pool_amount,
+            sent.total_pool_amount,
         )
-        assert {row[0] for row in money_flow + odds} == {race.race_id}
-        assert {row[1] for row in money_flow} == {e.entrant_id for e in update.entrants}
-        first = money_flow[0]
-        assert (first[2], first[3], first[20]) == (at, None, None)
-        assert money_flow[2][3] == at and money_flow[1][15] is None
-        assert sum(row[3] is None for row in odds) == 1
-        # Ids differ between the two races (entrant ids extend the race id); the rest must not.
-        stored[mode] = [(row[1].removeprefix(race.race_id), *row[2:]) for row in money_flow + odds]
-    assert stored["copy"] == stored["insert"]
+        assert stored[15] == (
+            Decimal(str(sent.win_pool_percentage)).quantize(Decimal("0.01"))
+            if sent.HasField("win_pool_percentage")
+            else None
+        )
+        assert stored[20] == (
+            Decimal(str(sent.fixed_win_odds)).quantize(Decimal("0.01"))
+            if sent.HasField("fixed_win_odds")
+            else None
+        )
+    assert (money_flow[0][20], money_flow[1][15], money_flow[2][3]) == (None, None, at)
+    assert [(row[1], row[2]) for row in odds] == [(o.entrant_id, o.type) for o in update.odds]
+    assert sum(row[3] is None for row in odds) == 1
 
 
 async def test_the_same_update_twice_writes_nothing_the_second_time(

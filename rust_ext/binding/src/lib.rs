@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+mod write;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -17,6 +19,7 @@ use raceday_core::json::Json;
 use raceday_core::numeric;
 use raceday_core::transform::to_odds;
 use raceday_core::update::{EntrantRecord, ODDS_TYPES};
+use raceday_core::vocab;
 use raceday_core::{BucketLatest, LastOdds, PayloadErrorKind, Pools, PriorState, TransformError};
 
 static DECODE_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
@@ -824,5 +827,12 @@ fn _raceday_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pool_amounts, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;
     m.add_function(wrap_pyfunction!(event_summary, m)?)?;
+    m.add_function(wrap_pyfunction!(write::write_document, m)?)?;
+    m.add_class::<write::WriteDocument>()?;
+    m.add("RACE_STATUSES", PyTuple::new(m.py(), vocab::RACE_STATUSES)?)?;
+    m.add("CATEGORIES", PyTuple::new(m.py(), vocab::CATEGORIES)?)?;
+    m.add("INTERVAL_TYPES", PyTuple::new(m.py(), vocab::INTERVAL_TYPES)?)?;
+    m.add("ODDS_TYPES", PyTuple::new(m.py(), vocab::ODDS_TYPES)?)?;
+    m.add("RESULT_STATUSES", PyTuple::new(m.py(), vocab::RESULT_STATUSES)?)?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod summary;
 pub mod time;
 pub mod transform;
 pub mod update;
+pub mod vocab;
 pub mod wire;
 
 pub use error::{PayloadError, PayloadErrorKind};

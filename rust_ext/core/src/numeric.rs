@@ -2,6 +2,7 @@
 //! time arithmetic, buckets and the per-runner amount formulas, in the exact operation
 //! order of the spec (one IEEE-754 operation at a time, no fused multiply-add).
 
+use crate::vocab::INTERVAL_TYPES;
 use std::fmt;
 
 /// A numeric argument outside the domain of a function (not finite, or too big for 64 bits).
@@ -101,14 +102,15 @@ pub fn bucket(time_to_start: i64) -> i64 {
 /// The descriptive interval label of a time to start (§6.3).
 #[must_use]
 pub fn interval_type(time_to_start: i64) -> &'static str {
+    let [five_minutes, two_minutes, thirty_seconds, live] = INTERVAL_TYPES;
     if time_to_start > 30 {
-        "5m"
+        five_minutes
     } else if time_to_start > 5 {
-        "2m"
+        two_minutes
     } else if time_to_start > 0 {
-        "30s"
+        thirty_seconds
     } else {
-        "live"
+        live
     }
 }
 

@@ -125,8 +125,7 @@ pub struct MoneyFlowRow<'a> {
     pub odds: [Option<i64>; 4],
 }
 
-/// The four odds types, in output order.
-pub const ODDS_TYPES: [&str; 4] = ["fixed_win", "fixed_place", "pool_win", "pool_place"];
+pub use crate::vocab::ODDS_TYPES;
 
 /// A changed odds value (§9.3); `hundredths: None` = the price disappeared.
 #[derive(Debug, Clone, PartialEq, Eq)]

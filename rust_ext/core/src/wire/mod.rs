@@ -6,3 +6,5 @@
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/raceday.v1.rs"));
 }
+
+pub mod write;
