@@ -58,16 +58,6 @@ def connection_kwargs(
     return {"application_name": settings.application_name, "options": " ".join(options)}
 
 
-async def safe_rollback(conn: AsyncConnection[Any]) -> None:
-    """Roll back after a failure without masking it (a broken connection is left to the pool)."""
-    if conn.closed or conn.broken:
-        return
-    try:
-        await conn.rollback()
-    except psycopg.Error:
-        log_event(logger, "rollback_failed", logging.WARNING)
-
-
 async def connect(
     url: str, settings: WriterSettings, *, lock_timeout_ms: int | None = None
 ) -> AsyncConnection[Any]:
@@ -112,13 +102,14 @@ class Database:
         session = connection_kwargs(
             self.url, self.settings, statement_timeout_ms=self.settings.statement_timeout_ms
         )
-        # Writes manage their transaction explicitly (an implicit BEGIN rides along with the
-        # first pipelined statement); reads are autocommit so nothing idles in a transaction.
+        # Autocommit everywhere: a race write is one statement, its own transaction (no BEGIN
+        # or COMMIT round trip); multi-statement writes open `conn.transaction()` explicitly,
+        # and nothing idles in a transaction between uses.
         write_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.url,
             min_size=min(2, self.settings.write_pool_size),
             max_size=self.settings.write_pool_size,
-            kwargs={"autocommit": False, **session},
+            kwargs={"autocommit": True, **session},
             name="write",
             timeout=self.settings.acquire_timeout_s,
             open=False,

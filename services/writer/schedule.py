@@ -15,7 +15,7 @@ from typing import Any, Final
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import writer_pb2
 from services.writer import metrics, statements
-from services.writer.db import Database, safe_rollback
+from services.writer.db import Database
 from services.writer.entities import meeting_params, race_params
 from services.writer.errors import InvalidArgumentError
 from services.writer.upsert import chunks, dedupe
@@ -90,7 +90,7 @@ async def upsert_meetings(db: Database, request: writer_pb2.UpsertMeetingsReques
             meeting_id = batch.meeting["meeting_id"]
             race_cursors = []
             try:
-                async with conn.pipeline():
+                async with conn.transaction(), conn.pipeline():
                     await conn.execute(statements.SET_TIMEOUTS, statements.timeouts(db.settings))
                     stmt = statements.MEETINGS_FROM_LIST
                     meeting_cur = await conn.execute(stmt.query, stmt.params([batch.meeting]))
@@ -103,9 +103,7 @@ async def upsert_meetings(db: Database, request: writer_pb2.UpsertMeetingsReques
                             race_cursors.append(await conn.execute(race_stmt.query, race_stmt.params(chunk)))
                     ids = {"meeting_ids": [meeting_id]}
                     await conn.execute(statements.MEETING_STATUS_RECOMPUTE, ids)
-                await conn.commit()
             except Exception as exc:
-                await safe_rollback(conn)
                 if conn.broken:
                     raise
                 failures.append(meeting_id)

@@ -3,8 +3,9 @@
 The request arrives as bytes and never becomes a Python message: the Rust core checks the
 update and renders each section as a JSON document (`raceday_core.write_document`), and
 PostgreSQL runs the steps of §6.1, in order, inside `raceday_write_poll`
-(migrations/0002_write_poll.sql). BEGIN, the call and COMMIT travel in one pipeline, so a
-poll costs one round trip and one statement whose plans the server has cached. The
+(migrations/0002_write_poll.sql). The call is the transaction (the connection is in
+autocommit mode), so a poll costs one round trip and one statement whose plans the server has
+cached. The
 update's identity (race_id, polled_at) is recorded in race_polls in the same transaction:
 a second delivery finds it, the function raises RDDUP and the poll is rolled back, writing
 nothing. Any error rolls back the whole poll. A missing partition (SQLSTATE 23514) is
@@ -22,13 +23,12 @@ from datetime import date
 from typing import Any, Final
 
 import psycopg
-from psycopg import AsyncConnection
 
 import raceday_core
 from services.common.logs import log_event
 from services.common.nztime import from_epoch_ms, nz_date
 from services.writer import metrics
-from services.writer.db import Database, safe_rollback
+from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
 from services.writer.settings import WriterSettings
 
@@ -176,25 +176,13 @@ def _params(document: raceday_core.WriteDocument, settings: WriterSettings) -> t
 async def _write_once(db: Database, document: raceday_core.WriteDocument) -> WriteResult:
     async with db.write_connection() as conn:
         try:
-            return await _transaction(conn, document, db.settings)
+            # An autocommit connection: the one statement is the poll's whole transaction.
+            cursor = await conn.execute(WRITE_POLL, _params(document, db.settings), prepare=True)
         except psycopg.Error as exc:
-            await safe_rollback(conn)
             if exc.sqlstate == ALREADY_WRITTEN_SQLSTATE:
                 return WriteResult(written=False)
             raise
-        except BaseException:
-            await safe_rollback(conn)
-            raise
-
-
-async def _transaction(
-    conn: AsyncConnection[Any], document: raceday_core.WriteDocument, settings: WriterSettings
-) -> WriteResult:
-    # BEGIN (implicit), the call and COMMIT leave together: one round trip.
-    async with conn.pipeline():
-        cursor = await conn.execute(WRITE_POLL, _params(document, settings), prepare=True)
-        await conn.commit()
-    row = await cursor.fetchone()
+        row = await cursor.fetchone()
     if row is None:
         raise RuntimeError("raceday_write_poll returned no row")
     races, entrants, money_flow, odds, pools, results = row
