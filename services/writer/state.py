@@ -69,10 +69,11 @@ async def get_race_state(db: Database, race_id: str) -> tuple[bool, race_pb2.Rac
     state = race_pb2.RaceState(race_id=race_id)
     params = {"race_id": race_id}
     async with db.read_connection() as conn:
+        # Prepared: planning the two lateral lookups costs more than running them.
         async with conn.pipeline():
-            race_cur = await conn.execute(STATE_RACE_SQL, params)
-            buckets_cur = await conn.execute(STATE_BUCKETS_SQL, params)
-            odds_cur = await conn.execute(STATE_ODDS_SQL, params)
+            race_cur = await conn.execute(STATE_RACE_SQL, params, prepare=True)
+            buckets_cur = await conn.execute(STATE_BUCKETS_SQL, params, prepare=True)
+            odds_cur = await conn.execute(STATE_ODDS_SQL, params, prepare=True)
         race = await race_cur.fetchone()
         buckets = await buckets_cur.fetchall()
         odds = await odds_cur.fetchall()
