@@ -20,6 +20,7 @@ from raceday_core._raceday_core import (
     round_half_up,
     time_to_start,
     transform,
+    transform_encoded,
     version,
     write_document,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "round_half_up",
     "time_to_start",
     "transform",
+    "transform_encoded",
     "version",
     "write_document",
 ]

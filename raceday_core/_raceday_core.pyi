@@ -16,6 +16,8 @@ The extension has no NZ calendar: when the payload has no valid `data.race.race_
 See rust_ext/README.md for the JSON reader's rules.
 """
 
+from collections.abc import Callable
+
 from raceday_core.errors import PayloadDecodeError as PayloadDecodeError
 from raceday_core.errors import PayloadError as PayloadError
 from raceday_core.errors import PayloadSchemaError as PayloadSchemaError
@@ -67,7 +69,18 @@ def version() -> str:
 def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> RaceUpdateRecord:
     """One poll of one race: payload + receive time (epoch ms) + prior state -> update (money-flow.md)."""
 
-def event_summary(payload: bytes) -> EventSummary:
+def transform_encoded(request: bytes, nz_date: Callable[[int], str]) -> bytes:
+    """One poll, bytes to bytes: a serialised TransformRequest in, the serialised TransformResponse out.
+
+    The same update `transform` gives (encoded as the records path encodes it), with the GIL
+    released throughout. The payload may be gzip (`payload_encoding`). `nz_date(start_time_ms)`
+    supplies the race date when the payload has no valid `race_date_nz`. Raises
+    PayloadDecodeError / PayloadSchemaError for a bad payload (corrupt gzip included) and
+    ValueError for a bad request (not a TransformRequest, polled_at missing or out of range, an
+    unsupported encoding, an invalid prior state).
+    """
+
+def event_summary(payload: bytes, encoding: str = "") -> EventSummary:
     """A digest of an event payload for logging and in-band error detection (nztab-api.md §9.3, §9.7)."""
 
 def round_half_up(x: float) -> int:

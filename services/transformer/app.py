@@ -12,8 +12,7 @@ import grpc
 import raceday_core
 from services.common.config import Env
 from services.common.logs import log_event
-from services.common.proto.raceday.v1 import transformer_pb2_grpc
-from services.transformer.service import SERVICE_NAME, TransformerService
+from services.transformer.service import SERVICE_NAME, TransformerService, add_transformer_servicer
 from services.transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
@@ -30,9 +29,7 @@ class TransformerApp:
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         """Add TransformerService (the health service is added by the bootstrap)."""
-        transformer_pb2_grpc.add_TransformerServiceServicer_to_server(
-            TransformerService(self._executor), server
-        )
+        add_transformer_servicer(TransformerService(self._executor), server)
         return (SERVICE_NAME,)
 
     async def start(self) -> None:

@@ -1,5 +1,9 @@
 """Conversions between the transform's plain records and the protobuf messages.
 
+The service never takes this path: the Rust core encodes the response itself
+(`raceday_core.transform_encoded`). This is the records path it must equal byte for byte
+(tests/transformer/test_encoded.py), and the way tools turn records into messages.
+
 The records (`records.py`) carry instants as epoch milliseconds and JSON documents as
 Python values; the messages carry `google.protobuf.Timestamp`s and JSON text in the
 `*_json` fields. A record key with no matching message field is a programming error and

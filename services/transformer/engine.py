@@ -41,6 +41,11 @@ def run_transform(
     return update
 
 
+def nz_date_text(epoch_ms: int) -> str:
+    """The NZ calendar date (YYYY-MM-DD) of an instant: the race date of a payload without one."""
+    return nz_date(from_epoch_ms(epoch_ms)).isoformat()
+
+
 def _fill_race_date(update: RaceUpdateRecord) -> None:
     """Give a race without a valid race_date_nz (and its meeting) the NZ date of its start.
 
@@ -49,7 +54,7 @@ def _fill_race_date(update: RaceUpdateRecord) -> None:
     """
     race = update["race"]
     if race["race_date_nz"] is None:
-        race["race_date_nz"] = nz_date(from_epoch_ms(race["start_time"])).isoformat()
+        race["race_date_nz"] = nz_date_text(race["start_time"])
     meeting = update["meeting"]
     if meeting["date"] is None:
         meeting["date"] = race["race_date_nz"]

@@ -1,9 +1,11 @@
 """TransformerService: one poll's payload, poll time and prior state in, the race update out.
 
-The Rust extension does the work on a small thread pool (it releases the GIL), so the
-event loop keeps accepting calls while transforms run. A malformed payload answers
-INVALID_ARGUMENT with a one-line message; anything else answers INTERNAL and is logged
-with its traceback. Either way the server keeps serving.
+The request and the response stay bytes: the Rust core decodes the serialised
+TransformRequest, inflates a gzip payload, transforms and encodes the TransformResponse,
+with the GIL released, on a small thread pool, so the event loop keeps accepting calls
+while transforms run. A malformed payload or request answers INVALID_ARGUMENT with a
+one-line message; anything else answers INTERNAL and is logged with its traceback. Either
+way the server keeps serving.
 """
 
 from __future__ import annotations
@@ -11,28 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 import grpc
 from prometheus_client import Counter, Histogram
 
 import raceday_core
-from raceday_core.errors import PayloadError
 from services.common.logs import log_event
-from services.common.proto.raceday.v1 import transformer_pb2, transformer_pb2_grpc
-from services.common.timestamps import ms_from_timestamp
-from services.transformer.convert import (
-    MAX_TIMESTAMP_MS,
-    MIN_TIMESTAMP_MS,
-    ConversionError,
-    state_from_proto,
-    update_to_proto,
-)
-from services.transformer.engine import MoneyFlowEngine, one_line, run_transform
+from services.common.proto.raceday.v1 import transformer_pb2
+from services.common.servicers import add_servicer
+from services.transformer.engine import nz_date_text, one_line
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = transformer_pb2.DESCRIPTOR.services_by_name["TransformerService"].full_name
+SERVICE = transformer_pb2.DESCRIPTOR.services_by_name["TransformerService"]
+SERVICE_NAME = SERVICE.full_name
 
 TRANSFORM_SECONDS = Histogram(
     "raceday_transform_seconds",
@@ -47,32 +43,48 @@ TRANSFORMS = Counter(
 for _outcome in ("ok", "invalid", "error", "cancelled"):
     TRANSFORMS.labels(_outcome)
 
+# A serialised TransformRequest in, a serialised TransformResponse out.
+EncodedTransform = Callable[[bytes], bytes]
+
+
+def transform_encoded(request: bytes) -> bytes:
+    """The Rust core's bytes path, with services/common/nztime as the one NZ calendar."""
+    return raceday_core.transform_encoded(request, nz_date_text)
+
 
 def _observe(outcome: str, started: float) -> None:
     TRANSFORM_SECONDS.observe(time.perf_counter() - started)
     TRANSFORMS.labels(outcome).inc()
 
 
-class RequestError(ValueError):
-    """The request itself is incomplete (not the payload)."""
+def _race_id(request: bytes) -> str | None:
+    """The request's race, for a log line about a failed call (parsed only then)."""
+    try:
+        return transformer_pb2.TransformRequest.FromString(request).prior_state.race_id or None
+    except Exception:  # the bytes may be anything
+        return None
 
 
-class TransformerService(transformer_pb2_grpc.TransformerServiceServicer):
+def add_transformer_servicer(servicer: TransformerService, server: grpc.aio.Server) -> None:
+    """Register TransformerService with Transform taking and returning serialised messages."""
+    add_servicer(server, SERVICE, servicer, raw_requests={"Transform"}, raw_responses={"Transform"})
+
+
+class TransformerService:
     """The gRPC servicer; stateless apart from its executor."""
 
-    def __init__(self, executor: Executor, engine: MoneyFlowEngine = raceday_core) -> None:
+    def __init__(self, executor: Executor, transform: EncodedTransform = transform_encoded) -> None:
         self._executor = executor
-        self._engine = engine
+        self._transform = transform
 
-    async def Transform(
-        self, request: transformer_pb2.TransformRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> transformer_pb2.TransformResponse:
+    async def Transform(self, request: bytes, context: grpc.aio.ServicerContext[object, object]) -> bytes:
         """Transform one raw event payload (see proto/raceday/v1/transformer.proto)."""
         started = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self._executor, self._transform, request)
-        except (PayloadError, RequestError, ConversionError) as exc:
+        except ValueError as exc:
+            # PayloadError is a ValueError too: a bad payload or a bad request, not our fault.
             # Counted before aborting: the client sees the status as soon as abort() is called.
             _observe("invalid", started)
             message = one_line(str(exc)) or type(exc).__name__
@@ -80,8 +92,8 @@ class TransformerService(transformer_pb2_grpc.TransformerServiceServicer):
                 logger,
                 "transform_rejected",
                 logging.WARNING,
-                race_id=request.prior_state.race_id or None,
-                payload_bytes=len(request.payload),
+                race_id=_race_id(request),
+                request_bytes=len(request),
                 reason=message,
             )
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
@@ -95,8 +107,7 @@ class TransformerService(transformer_pb2_grpc.TransformerServiceServicer):
                 raise
             _observe("error", started)
             logger.exception(
-                "transform_failed",
-                extra={"race_id": request.prior_state.race_id or None, "payload_bytes": len(request.payload)},
+                "transform_failed", extra={"race_id": _race_id(request), "request_bytes": len(request)}
             )
             await context.abort(grpc.StatusCode.INTERNAL, "transform failed: internal error (see server log)")
         _observe("ok", started)
@@ -104,26 +115,8 @@ class TransformerService(transformer_pb2_grpc.TransformerServiceServicer):
             logger,
             "transformed",
             logging.DEBUG,
-            race_id=response.update.race_id,
-            money_flow_rows=len(response.update.money_flow),
-            odds_rows=len(response.update.odds),
+            request_bytes=len(request),
+            response_bytes=len(response),
             transform_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return response
-
-    def _transform(self, request: transformer_pb2.TransformRequest) -> transformer_pb2.TransformResponse:
-        """Runs on a worker thread: decode the request, transform, encode the update."""
-        if not request.HasField("polled_at"):
-            raise RequestError("polled_at is required: the receive time of the payload")
-        polled_at_ms = ms_from_timestamp(request.polled_at)
-        if not MIN_TIMESTAMP_MS <= polled_at_ms <= MAX_TIMESTAMP_MS:
-            raise RequestError(f"polled_at is out of range: {polled_at_ms} ms since the epoch")
-        prior_state = state_from_proto(request.prior_state)
-        try:
-            update = run_transform(self._engine, request.payload, polled_at_ms, prior_state)
-        except PayloadError:
-            raise
-        except ValueError as exc:
-            # The engine's contract: a plain ValueError means a bad argument other than the payload.
-            raise RequestError(f"bad request: {exc}") from exc
-        return transformer_pb2.TransformResponse(update=update_to_proto(update))

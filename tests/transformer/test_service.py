@@ -11,13 +11,16 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import REGISTRY
 
-import raceday_core
 from services.common.config import ConfigError, Env
 from services.common.health import SERVING, check_health
 from services.common.proto.raceday.v1 import race_pb2, transformer_pb2, transformer_pb2_grpc
 from services.transformer.app import create_app
-from services.transformer.records import PriorState, RaceUpdateRecord
-from services.transformer.service import SERVICE_NAME, TransformerService
+from services.transformer.service import (
+    SERVICE_NAME,
+    TransformerService,
+    add_transformer_servicer,
+    transform_encoded,
+)
 from tests.transformer.conftest import TransformerServer
 from tests.transformer.payloads import recorded_payload
 
@@ -141,20 +144,12 @@ async def test_missing_poll_time_is_invalid_argument(transformer: TransformerSer
     assert _count("invalid") == before + 1
 
 
-class _SkewedEngine:
-    """The real extension, with a record key the proto does not know on odd poll times.
-
-    Models version skew between the extension and the protos: a bug, not bad input.
-    """
-
-    def version(self) -> str:
-        return raceday_core.version()
-
-    def transform(self, payload: bytes, polled_at_ms: int, prior_state: PriorState) -> RaceUpdateRecord:
-        update = raceday_core.transform(payload, polled_at_ms, prior_state)
-        if polled_at_ms % 2:
-            update["race"]["column_from_the_future"] = 1  # type: ignore[typeddict-unknown-key]
-        return update
+def _faulty_on_odd_poll_times(request: bytes) -> bytes:
+    """The real bytes path, failing (as a bug would, not bad input) on odd poll times."""
+    polled_at = transformer_pb2.TransformRequest.FromString(request).polled_at
+    if polled_at.ToMilliseconds() % 2:
+        raise RuntimeError("a fault inside the transformer")
+    return transform_encoded(request)
 
 
 async def test_an_internal_fault_answers_internal_and_the_server_keeps_serving(
@@ -162,9 +157,7 @@ async def test_an_internal_fault_answers_internal_and_the_server_keeps_serving(
 ) -> None:
     server = grpc.aio.server()
     with ThreadPoolExecutor(max_workers=1) as executor:
-        transformer_pb2_grpc.add_TransformerServiceServicer_to_server(
-            TransformerService(executor, engine=_SkewedEngine()), server
-        )
+        add_transformer_servicer(TransformerService(executor, transform=_faulty_on_odd_poll_times), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:

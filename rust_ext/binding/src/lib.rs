@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+mod encoded;
 mod write;
 
 use pyo3::exceptions::PyValueError;
@@ -15,6 +16,7 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::{intern, IntoPyObjectExt};
 use raceday_core::hash::FastMap;
+use raceday_core::inflate::{inflate, InflateError};
 use raceday_core::json::Json;
 use raceday_core::numeric;
 use raceday_core::transform::to_odds;
@@ -37,7 +39,7 @@ fn error_class<'py>(py: Python<'py>, kind: PayloadErrorKind) -> PyResult<&'py Bo
     Ok(class.bind(py))
 }
 
-fn payload_err(py: Python<'_>, e: raceday_core::PayloadError) -> PyErr {
+pub(crate) fn payload_err(py: Python<'_>, e: raceday_core::PayloadError) -> PyErr {
     match error_class(py, e.kind) {
         Ok(class) => PyErr::from_type(class.clone(), e.message),
         Err(import_failure) => import_failure,
@@ -128,10 +130,15 @@ fn transform<'py>(
     }
 }
 
-/// A digest of an event payload.
+/// A digest of an event payload, as received (`encoding`: "" or "identity", or "gzip").
 #[pyfunction]
-fn event_summary<'py>(py: Python<'py>, payload: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    let s = py.allow_threads(|| raceday_core::event_summary(payload)).map_err(|e| payload_err(py, e))?;
+#[pyo3(signature = (payload, encoding = ""))]
+fn event_summary<'py>(py: Python<'py>, payload: &[u8], encoding: &str) -> PyResult<Bound<'py, PyDict>> {
+    let body = py.allow_threads(|| inflate(payload, encoding)).map_err(|e| match e {
+        InflateError::Payload(e) => payload_err(py, e),
+        InflateError::Encoding(message) => PyValueError::new_err(message),
+    })?;
+    let s = py.allow_threads(|| raceday_core::event_summary(&body)).map_err(|e| payload_err(py, e))?;
     let d = record!(
         py,
         [
@@ -827,6 +834,7 @@ fn _raceday_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pool_amounts, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;
     m.add_function(wrap_pyfunction!(event_summary, m)?)?;
+    m.add_function(wrap_pyfunction!(encoded::transform_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(write::write_document, m)?)?;
     m.add_class::<write::WriteDocument>()?;
     m.add("RACE_STATUSES", PyTuple::new(m.py(), vocab::RACE_STATUSES)?)?;

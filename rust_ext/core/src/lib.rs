@@ -7,7 +7,9 @@
 pub mod error;
 pub mod fields;
 pub mod hash;
+pub mod inflate;
 pub mod json;
+pub mod json_text;
 pub mod numeric;
 pub mod payload;
 pub mod state;

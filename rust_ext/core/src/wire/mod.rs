@@ -7,4 +7,5 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/raceday.v1.rs"));
 }
 
+pub mod transform;
 pub mod write;
