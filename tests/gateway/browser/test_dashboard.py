@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from services.gateway import sample
 from tests.gateway.browser.conftest import screenshot
@@ -222,6 +223,95 @@ async def test_alert_settings_dialog_reads_saves_and_resets(seeded_stack: Stack,
     await expect(dialog.get_by_test_id("toggle-all")).to_be_checked()
 
 
+async def test_settings_opened_before_the_configuration_arrives_fill_in_when_it_does(
+    seeded_stack: Stack, page: Page
+) -> None:
+    released = asyncio.Event()
+
+    async def hold_back(route: Route) -> None:
+        if route.request.method == "GET":
+            await released.wait()
+        await route.continue_()
+
+    await page.route("**/api/user-alert-configs?*", hold_back)
+    await page.goto(seeded_stack.base_url + "/")
+    await page.get_by_test_id("settings-button").click()
+    dialog = page.get_by_test_id("alert-settings-dialog")
+    await expect(dialog.get_by_test_id("settings-loading")).to_be_visible()
+    await expect(dialog.get_by_test_id("indicator-row")).to_have_count(0)
+    await expect(dialog.get_by_test_id("settings-save")).to_be_disabled()
+    await screenshot(page, "dashboard-settings-loading")
+
+    released.set()
+    rows = dialog.get_by_test_id("indicator-row")
+    await expect(rows).to_have_count(6)
+    await expect(dialog.get_by_test_id("settings-loading")).to_be_hidden()
+    await expect(dialog.get_by_test_id("toggle-all")).to_be_checked()
+    try:
+        await rows.nth(2).get_by_test_id("indicator-enabled").uncheck()
+        await dialog.get_by_test_id("settings-save").click()
+        await expect(dialog.get_by_test_id("settings-message")).to_have_text("Saved.")
+        saved = await api(seeded_stack, "/api/user-alert-configs")
+        assert [item["enabled"] for item in saved["indicators"]] == [True, True, False, True, True, True]
+    finally:
+        await dialog.get_by_test_id("settings-reset").click()
+        await expect(dialog.get_by_test_id("settings-message")).to_have_text("Defaults restored.")
+
+
+async def test_settings_show_a_failed_load_and_a_retry_that_works(seeded_stack: Stack, page: Page) -> None:
+    failing = True
+
+    async def fail_until_retried(route: Route) -> None:
+        if route.request.method == "GET" and failing:
+            await route.fulfill(status=503, json={"error": "service unavailable"})
+        else:
+            await route.continue_()
+
+    await page.route("**/api/user-alert-configs?*", fail_until_retried)
+    # The page's timers stand still: only the Retry button can load the configuration again.
+    await page.clock.install()
+    await page.goto(seeded_stack.base_url + "/")
+    await page.clock.pause_at(await page.evaluate("Date.now()") + 1000)
+    await page.get_by_test_id("settings-button").click()
+    dialog = page.get_by_test_id("alert-settings-dialog")
+    problem = dialog.get_by_test_id("settings-load-error")
+    await expect(problem).to_be_visible()
+    await expect(problem).to_contain_text("service unavailable")
+    await expect(dialog.get_by_test_id("settings-save")).to_be_disabled()
+    await screenshot(page, "dashboard-settings-load-error")
+
+    failing = False
+    await dialog.get_by_test_id("settings-retry").click()
+    await expect(dialog.get_by_test_id("indicator-row")).to_have_count(6)
+    await expect(problem).to_be_hidden()
+    await expect(dialog.get_by_test_id("settings-save")).to_be_enabled()
+
+
+async def test_views_show_their_loading_and_error_states(seeded_stack: Stack, page: Page) -> None:
+    await page.goto(f"{seeded_stack.base_url}/race/no-such-race")
+    await expect(page.get_by_test_id("race-view")).to_have_attribute("data-state", "not-found")
+    await expect(page.get_by_test_id("race-title")).to_have_text("Race not found")
+
+    failing = True
+
+    async def meetings(route: Route) -> None:
+        if failing:
+            await route.fulfill(status=503, json={"error": "service unavailable"})
+        else:
+            await route.continue_()
+
+    await page.route("**/api/meetings", meetings)
+    await page.clock.install()
+    await page.goto(seeded_stack.base_url + "/")
+    problem = page.get_by_test_id("meetings-load-error")
+    await expect(problem).to_contain_text("Could not load the meetings: service unavailable")
+    await expect(page.get_by_test_id("meetings-loading")).to_be_hidden()
+    failing = False
+    await page.clock.fast_forward(10_000)  # the view's own retry, backing off from 5 s
+    await expect(page.get_by_test_id("meeting-card")).to_have_count(2)
+    await expect(problem).to_be_hidden()
+
+
 async def test_api_docs_render_offline(seeded_stack: Stack, page: Page) -> None:
     await page.goto(seeded_stack.base_url + "/api/docs")
     operations = page.locator(".swagger-ui .opblock")
@@ -242,8 +332,8 @@ async def test_disconnected_when_the_writer_stops(fresh_database_url: str, page:
         await expect(page.get_by_test_id("disconnected-panel")).to_be_visible()
         # Health probes and retries follow; none may flip the badge back while the writer is down.
         for _ in range(3):
-            await page.clock.fast_forward(6000)
-            await page.wait_for_timeout(300)
+            async with page.expect_response(lambda response: "/api/health" in response.url):
+                await page.clock.fast_forward(6000)
             await expect(page.get_by_test_id("connection-badge")).to_have_attribute(
                 "data-state", "disconnected"
             )

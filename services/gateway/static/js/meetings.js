@@ -28,6 +28,8 @@ export class MeetingsView {
     this.racesBody = root.querySelector('[data-testid="races-list"]');
     this.dateLabel = root.querySelector('[data-testid="meetings-date"]');
     this.updated = root.querySelector('[data-testid="meetings-updated"]');
+    this.loading = root.querySelector('[data-testid="meetings-loading"]');
+    this.loadError = root.querySelector('[data-testid="meetings-load-error"]');
     this.meetings = [];
     this.selected = new URLSearchParams(window.location.search).get("meeting");
     this.poller = new Poller("meetings", () => this.refresh());
@@ -46,7 +48,19 @@ export class MeetingsView {
   }
 
   async refresh() {
-    this.meetings = await getJSON("/api/meetings");
+    try {
+      this.meetings = await getJSON("/api/meetings");
+    } catch (error) {
+      // Until the first answer the page has nothing to show but this; later, the last list stays.
+      if (!this.lastSuccess) {
+        this.loading.hidden = true;
+        this.loadError.hidden = false;
+        this.loadError.textContent = `Could not load the meetings: ${error.message}. Retrying automatically…`;
+      }
+      throw error;
+    }
+    this.loading.hidden = true;
+    this.loadError.hidden = true;
     if (!this.meetings.some((meeting) => meeting.meeting_id === this.selected)) this.selected = this.defaultSelection();
     this.renderCards();
     if (this.selected) await this.loadRaces(this.selected);

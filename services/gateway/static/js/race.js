@@ -78,13 +78,27 @@ export class RaceView {
   }
 
   async refresh() {
-    const [race, entrants, pools, results, navigation] = await Promise.all([
-      getJSON(`/api/races/${encodeURIComponent(this.raceId)}`),
-      getJSON("/api/entrants", { race_id: this.raceId, history_limit: 0 }),
-      optional(getJSON("/api/race-pools", { race_id: this.raceId })),
-      optional(getJSON("/api/race-results", { race_id: this.raceId })),
-      getJSON("/api/races/navigation", { race_id: this.raceId }),
-    ]);
+    let race, entrants, pools, results, navigation;
+    try {
+      [race, entrants, pools, results, navigation] = await Promise.all([
+        getJSON(`/api/races/${encodeURIComponent(this.raceId)}`),
+        getJSON("/api/entrants", { race_id: this.raceId, history_limit: 0 }),
+        optional(getJSON("/api/race-pools", { race_id: this.raceId })),
+        optional(getJSON("/api/race-results", { race_id: this.raceId })),
+        getJSON("/api/races/navigation", { race_id: this.raceId }),
+      ]);
+    } catch (error) {
+      if (this.race) throw error; // the last race stays on screen while the poller retries
+      if (error instanceof ApiError && error.status === 404) {
+        this.root.dataset.state = "not-found";
+        this.q("race-title").textContent = "Race not found";
+        return null; // nothing to retry
+      }
+      this.root.dataset.state = "error";
+      this.q("race-title").textContent = `Could not load this race: ${error.message}. Retrying automatically…`;
+      throw error;
+    }
+    this.root.dataset.state = "loaded";
     Object.assign(this, { race, entrants, pools, results, navigation });
     // The timeline follows each race refresh: a full load first, then only what changed.
     await this.timeline.refresh();

@@ -1,4 +1,6 @@
 // The user's alert configuration: loaded on start and after saving; edited in the settings dialog.
+// Everything that shows it listens to its "change" event, which fires when it starts loading,
+// when it arrives and when loading fails (`status`: "loading", "loaded" or "error").
 
 import { getJSON, postJSON } from "./api.js";
 import { el } from "./format.js";
@@ -11,18 +13,38 @@ class AlertConfig extends EventTarget {
     super();
     this.indicators = [];
     this.audible = false;
-    this.loaded = false;
+    this.status = "loading";
+    this.error = "";
+  }
+
+  get loaded() {
+    return this.status === "loaded";
+  }
+
+  setStatus(status, error = "") {
+    this.status = status;
+    this.error = error;
+    this.dispatchEvent(new CustomEvent("change"));
   }
 
   apply(body) {
     this.indicators = (body.indicators || []).slice().sort((a, b) => a.display_order - b.display_order);
     this.audible = Boolean(body.audible_alerts_enabled);
-    this.loaded = true;
-    this.dispatchEvent(new CustomEvent("change"));
+    this.setStatus("loaded");
   }
 
+  // Rejects when loading fails (after setting the error status), so a Poller can back off.
   async load() {
-    this.apply(await getJSON("/api/user-alert-configs", { user_id: USER_ID }));
+    if (!this.loaded) this.setStatus("loading");
+    let body;
+    try {
+      body = await getJSON("/api/user-alert-configs", { user_id: USER_ID });
+    } catch (error) {
+      // A configuration already on screen stays usable; only a first load fails visibly.
+      if (!this.loaded) this.setStatus("error", error.message);
+      throw error;
+    }
+    this.apply(body);
   }
 
   async save(indicators, audible) {
@@ -51,6 +73,15 @@ class AlertConfig extends EventTarget {
 export const alertConfig = new AlertConfig();
 
 export function renderLegend(container) {
+  container.dataset.state = alertConfig.status;
+  if (alertConfig.status === "loading") {
+    container.replaceChildren("Alerts: loading…");
+    return;
+  }
+  if (alertConfig.status === "error") {
+    container.replaceChildren("Alerts unavailable");
+    return;
+  }
   const enabled = alertConfig.indicators.filter((item) => item.enabled);
   const swatches = enabled.map((item) => {
     const swatch = el("span", { class: "swatch", title: `Indicator ${item.display_order}` }, rangeLabel(item));
@@ -67,8 +98,24 @@ export class SettingsDialog {
     this.toggleAll = dialog.querySelector('[data-testid="toggle-all"]');
     this.audible = dialog.querySelector('[data-testid="audible-toggle"]');
     this.message = dialog.querySelector('[data-testid="settings-message"]');
+    this.loading = dialog.querySelector('[data-testid="settings-loading"]');
+    this.loadError = dialog.querySelector('[data-testid="settings-load-error"]');
+    this.saveButton = dialog.querySelector('[data-testid="settings-save"]');
     this.draft = [];
-    dialog.querySelector('[data-testid="settings-save"]').addEventListener("click", () => this.save());
+    // Whether the draft holds the loaded configuration (only then can it be saved).
+    this.hasDraft = false;
+    this.saveButton.addEventListener("click", () => this.save());
+    dialog.querySelector('[data-testid="settings-retry"]').addEventListener("click", () => {
+      alertConfig.load().catch(() => {}); // the error is shown through the change event
+    });
+    // Opened before the configuration arrived: fill in when it does. A draft already taken holds
+    // the user's edits and is kept.
+    alertConfig.addEventListener("change", () => {
+      if (!this.dialog.open) return;
+      if (!this.hasDraft && alertConfig.loaded) this.takeDraft();
+      this.renderState();
+      this.renderRows();
+    });
     dialog.querySelector('[data-testid="settings-reset"]').addEventListener("click", () => this.reset());
     dialog.querySelector('[data-testid="settings-cancel"]').addEventListener("click", () => dialog.close());
     this.toggleAll.addEventListener("change", () => {
@@ -80,14 +127,29 @@ export class SettingsDialog {
   // The dialog edits copies, so Cancel leaves the loaded configuration as it was.
   takeDraft() {
     this.draft = alertConfig.indicators.map((item) => ({ ...item }));
+    this.audible.checked = alertConfig.audible;
+    this.hasDraft = alertConfig.loaded;
   }
 
   open() {
-    this.takeDraft();
-    this.audible.checked = alertConfig.audible;
+    this.hasDraft = false;
+    if (alertConfig.loaded) this.takeDraft();
+    else this.draft = [];
     this.say("");
+    this.renderState();
     this.renderRows();
     this.dialog.showModal();
+  }
+
+  // Loading and load-error states; nothing can be saved until the configuration is loaded.
+  renderState() {
+    this.loading.hidden = !(alertConfig.status === "loading" && !this.hasDraft);
+    this.loadError.hidden = !(alertConfig.status === "error" && !this.hasDraft);
+    this.loadError.querySelector('[data-testid="settings-load-error-text"]').textContent =
+      `Could not load your alert settings: ${alertConfig.error}`;
+    this.saveButton.disabled = !this.hasDraft;
+    this.toggleAll.disabled = !this.hasDraft;
+    this.audible.disabled = !this.hasDraft;
   }
 
   say(text, isError = false) {
@@ -121,9 +183,11 @@ export class SettingsDialog {
   }
 
   async save() {
+    if (!this.hasDraft) return; // never save an empty configuration that was never loaded
     try {
       await alertConfig.save(this.draft, this.audible.checked);
       this.takeDraft();
+      this.renderState();
       this.renderRows();
       this.say("Saved.");
     } catch (error) {
@@ -135,7 +199,7 @@ export class SettingsDialog {
     try {
       await alertConfig.reset();
       this.takeDraft();
-      this.audible.checked = alertConfig.audible;
+      this.renderState();
       this.renderRows();
       this.say("Defaults restored.");
     } catch (error) {
