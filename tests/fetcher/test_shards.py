@@ -25,6 +25,8 @@ from tests.e2e.stack import Process, start_process
 
 SPEED = 20.0
 EVENT_ROUTE = "events"
+# Polls of each race observed before judging that no second shard polls it.
+REPEATED_POLLS = 3
 
 
 async def test_two_shards_poll_every_race_exactly_once(fresh_database_url: str, tmp_path: Path) -> None:
@@ -87,25 +89,32 @@ async def test_two_shards_poll_every_race_exactly_once(fresh_database_url: str, 
                 }
                 processes.append(start_process(["serve", "fetcher"], env, tmp_path / f"fetcher-{shard}.log"))
 
-            pollers: dict[str, set[str]] = defaultdict(set)
+            # Every successful event request the simulator saw, by sequence number (its log is a ring).
+            seen: dict[int, tuple[str, str]] = {}
 
             def observe() -> None:
                 for entry in tabsim.state.log.to_json(route=EVENT_ROUTE)["requests"]:
                     if entry["race_id"] and entry["status"] == 200:
-                        pollers[entry["race_id"]].add(str(entry["headers"].get("x-partner-id")))
+                        seen[entry["seq"]] = (entry["race_id"], str(entry["headers"].get("x-partner-id")))
 
-            for _ in range(600):
+            def polls_of(race_id: str) -> int:
+                return sum(1 for race, _ in seen.values() if race == race_id)
+
+            # Several polls of every race, so a second shard had every chance to join in.
+            for _ in range(1200):
                 observe()
-                if candidates <= set(pollers) and all(len(p) >= 1 for p in pollers.values()):
+                if all(polls_of(race) >= REPEATED_POLLS for race in candidates):
                     break
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(3)  # more polling rounds: a second shard must never join in
-            observe()
+            pollers: dict[str, set[str]] = defaultdict(set)
+            for race, partner in seen.values():
+                pollers[race].add(partner)
         finally:
             for process in reversed(processes):
                 process.stop()
 
     assert candidates <= set(pollers), f"never polled: {candidates - set(pollers)}"
+    assert all(polls_of(race) >= REPEATED_POLLS for race in candidates), "too few polls to judge"
     assert all(len(by) == 1 for by in pollers.values()), {
         race: by for race, by in pollers.items() if len(by) > 1
     }

@@ -6,11 +6,13 @@ the test's event loop. Data is seeded through the writer's own gRPC API, never s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import grpc
 import httpx
@@ -152,6 +154,20 @@ class SeededDay:
     final_race: str
     quiet_race: str
     other_day_meeting: str
+
+
+async def health_when(
+    stack: Stack, path: str, condition: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """The first health body (at `path`) that meets `condition`; the gateway caches probes for 2 s
+    and a probe may time out on a busy machine, so ask again until it does."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await stack.http.get(path)
+        body: dict[str, Any] = response.json()
+        if condition(body) or asyncio.get_running_loop().time() > deadline:
+            return body
+        await asyncio.sleep(0.2)
 
 
 async def seed_day(stack: Stack, prefix: str) -> SeededDay:
