@@ -18,7 +18,6 @@ from services.common.logs import log_event
 from services.common.proto.raceday.v1 import (
     fetcher_pb2,
     fetcher_pb2_grpc,
-    transformer_pb2_grpc,
     writer_pb2_grpc,
 )
 from services.common.settings import ClientSettings
@@ -106,8 +105,8 @@ class FetcherApp:
         self.writer = writer_pb2_grpc.WriterServiceStub(self._writer_channel)
         self.pipeline = RacePipeline(
             self.tab,
-            transformer_pb2_grpc.TransformerServiceStub(self._transformer_channel),
-            self.writer,
+            self._transformer_channel,
+            self._writer_channel,
             clock=self.clock,
             deadlines=StageDeadlines(
                 state_s=self.settings.state_deadline_s,

@@ -33,7 +33,7 @@ from services.common.database import configured_database_url, start_embedded_pos
 from services.common.health import NotServingError, wait_serving
 from services.common.net import free_port
 from services.common.nztime import nz_today
-from services.common.proto.raceday.v1 import transformer_pb2_grpc, writer_pb2, writer_pb2_grpc
+from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
 from services.common.supervisor import ProcessSpec, Supervisor
 from services.fetcher.meetings import meeting_with_races
 from services.fetcher.pipeline import PollResult, RacePipeline, StageDeadlines
@@ -274,8 +274,8 @@ async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
                     writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
                     pipeline = RacePipeline(
                         tab,
-                        transformer_pb2_grpc.TransformerServiceStub(transformer_channel),
-                        writer,
+                        transformer_channel,
+                        writer_channel,
                         clock=Clock(),
                         deadlines=StageDeadlines(),
                     )

@@ -22,6 +22,7 @@ from services.common.proto.raceday.v1 import (
     race_pb2,
     transformer_pb2,
     writer_pb2,
+    writer_pb2_grpc,
 )
 from services.common.timestamps import ms_from_timestamp, timestamp_from_ms
 from services.fetcher import metrics
@@ -29,10 +30,19 @@ from services.fetcher.tab_client import TabClient
 from services.fetcher.tab_results import EventFetch, FetchFailure
 
 if TYPE_CHECKING:
-    from services.common.proto.raceday.v1.transformer_pb2_grpc import TransformerServiceAsyncStub
     from services.common.proto.raceday.v1.writer_pb2_grpc import WriterServiceAsyncStub
 
 logger = logging.getLogger(__name__)
+
+TRANSFORM_METHOD = "/{}/Transform".format(
+    transformer_pb2.DESCRIPTOR.services_by_name["TransformerService"].full_name
+)
+WRITE_METHOD = "/{}/WriteRaceUpdate".format(writer_pb2.DESCRIPTOR.services_by_name["WriterService"].full_name)
+# TransformResponse.update and WriteRaceUpdateRequest.update are both field 1 of the same message
+# type, so a TransformResponse's bytes are a WriteRaceUpdateRequest's bytes: the update is
+# forwarded without being decoded and encoded again (tests/fetcher/test_pipeline_wire.py holds the
+# field numbers to it). A baseline write appends WriteRaceUpdateRequest.baseline (field 2, varint 1).
+BASELINE_FIELD = b"\x10\x01"
 
 Stage = Literal["fetch", "state", "transform", "write"]
 
@@ -67,24 +77,50 @@ class PollResult:
 
 
 class RacePipeline:
-    """Runs polls of races through the transformer and the writer."""
+    """Runs polls of races through the transformer and the writer.
+
+    The event payload goes to the transformer as the TAB sent it (compressed) and the
+    transformer's answer goes to the writer as the transformer encoded it: the hot path
+    carries bytes; only the small response is parsed here, for the state and the scheduler.
+    """
 
     def __init__(
         self,
         tab: TabClient,
-        transformer: TransformerServiceAsyncStub,
-        writer: WriterServiceAsyncStub,
+        transformer: grpc.aio.Channel,
+        writer: grpc.aio.Channel,
         *,
         clock: Clock,
         deadlines: StageDeadlines,
     ) -> None:
         self._tab = tab
-        self._transformer = transformer
-        self._writer = writer
+        # Identity (de)serialisers: bytes in, bytes out.
+        self._transform: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = transformer.unary_unary(
+            TRANSFORM_METHOD
+        )
+        self._write: grpc.aio.UnaryUnaryMultiCallable[bytes, writer_pb2.WriteRaceUpdateResponse] = (
+            writer.unary_unary(
+                WRITE_METHOD, response_deserializer=writer_pb2.WriteRaceUpdateResponse.FromString
+            )
+        )
+        self._writer: WriterServiceAsyncStub = writer_pb2_grpc.WriterServiceStub(writer)
         self._clock = clock
         self._deadlines = deadlines
         self._states: dict[str, race_pb2.RaceState] = {}
         self.last_success_ms: int | None = None
+
+    @classmethod
+    def from_channels(
+        cls,
+        tab: TabClient,
+        transformer_channel: grpc.aio.Channel,
+        writer_channel: grpc.aio.Channel,
+        *,
+        clock: Clock,
+        deadlines: StageDeadlines,
+    ) -> RacePipeline:
+        """The pipeline over these channels (the name benchmark drivers look for across versions)."""
+        return cls(tab, transformer_channel, writer_channel, clock=clock, deadlines=deadlines)
 
     @property
     def breaker_state(self) -> str:
@@ -160,12 +196,15 @@ class RacePipeline:
     ) -> None:
         race_id = result.race_id
         started = time.perf_counter()
+        request = transformer_pb2.TransformRequest(
+            payload=fetched.payload,
+            payload_encoding=fetched.encoding,
+            polled_at=timestamp_from_ms(polled_at_ms),
+            prior_state=prior,
+        )
         try:
-            transformed: transformer_pb2.TransformResponse = await self._transformer.Transform(
-                transformer_pb2.TransformRequest(
-                    payload=fetched.payload, polled_at=timestamp_from_ms(polled_at_ms), prior_state=prior
-                ),
-                timeout=self._deadlines.transform_s,
+            transformed: bytes = await self._transform(
+                request.SerializeToString(), timeout=self._deadlines.transform_s
             )
         except grpc.aio.AioRpcError as exc:
             result.timings_ms["transform"] = (time.perf_counter() - started) * 1000
@@ -173,12 +212,11 @@ class RacePipeline:
             result.message = (exc.details() or "")[:200]
             return
         result.timings_ms["transform"] = (time.perf_counter() - started) * 1000
-        update = transformed.update
+        update = transformer_pb2.TransformResponse.FromString(transformed).update
         started = time.perf_counter()
         try:
-            written: writer_pb2.WriteRaceUpdateResponse = await self._writer.WriteRaceUpdate(
-                writer_pb2.WriteRaceUpdateRequest(update=update, baseline=baseline),
-                timeout=self._deadlines.write_s,
+            written: writer_pb2.WriteRaceUpdateResponse = await self._write(
+                transformed + BASELINE_FIELD if baseline else transformed, timeout=self._deadlines.write_s
             )
         except grpc.aio.AioRpcError as exc:
             # What was committed is unknown: re-read the state from the database next time.

@@ -1,22 +1,25 @@
 """The NZ TAB client: meetings of an NZ day and race events, with the failure policy of nztab-api §9.
 
-One pooled httpx.AsyncClient per instance (pool size = the concurrency cap), the
+One pooled aiohttp session per instance (pool size = the concurrency cap), the
 identification headers sent verbatim, retries with exponential backoff and jitter
 inside a retry budget, Retry-After and a client-wide pause after a 429, and a
 circuit breaker for the host. Every fetch returns a result object; failures are
 `FetchFailure` values, never exceptions.
 
-The event hot path keeps the payload as bytes: the only parse is the Rust
-`event_summary`, which yields the few fields the fetcher logs and checks.
+The event hot path keeps the payload as bytes, exactly as received (gzip stays gzip:
+the transformer inflates it where it parses it); the only parse here is the Rust
+`event_summary`, which inflates and yields the few fields the fetcher logs and checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import random
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from datetime import date
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from raceday_core import PayloadDecodeError, PayloadSchemaError, event_summary
 from services.common.logs import log_event
@@ -90,12 +93,17 @@ class _Get:
 
 @dataclass(frozen=True, slots=True)
 class _Http:
-    """A 2xx answer of one logical fetch."""
+    """A 2xx answer of one logical fetch: the body as received and its Content-Encoding."""
 
     status: int
     body: bytes
     attempts: int
     received_at_ms: int
+    encoding: str = ""
+
+    def decoded(self) -> bytes:
+        """The body without its content encoding (for the few bodies parsed in Python)."""
+        return _decoded(self.body, self.encoding)
 
 
 class TabClient:
@@ -134,16 +142,24 @@ class TabClient:
             on_change=self._breaker_changed,
         )
         tab_metrics.TAB_CIRCUIT_OPEN.set(0.0)
-        limits = httpx.Limits(
-            max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
-        )
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url + API_PREFIX,
-            headers=_encode_headers(settings.headers()),
-            limits=limits,
-            timeout=httpx.Timeout(settings.timeout_s, connect=min(connect_timeout_s, settings.timeout_s)),
-            follow_redirects=False,
-        )
+        self._url = settings.base_url + API_PREFIX
+        self._headers = settings.headers()
+        # Created on first use, inside the event loop that will run the requests.
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.max_concurrency, limit_per_host=self.settings.max_concurrency
+            )
+            # Bodies stay as received: events are forwarded compressed, inflated in the Rust core.
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     @property
     def breaker_state(self) -> BreakerState:
@@ -152,7 +168,8 @@ class TabClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> TabClient:
         return self
@@ -176,6 +193,7 @@ class TabClient:
         fetched = EventFetch(
             race_id=race_id,
             payload=http.body,
+            encoding=http.encoding,
             received_at_ms=http.received_at_ms,
             summary=summary,
             attempts=http.attempts,
@@ -199,11 +217,10 @@ class TabClient:
     def _event_result(self, race_id: str) -> Callable[[_Http], tuple[_Http, EventSummary] | FetchFailure]:
         def interpret(http: _Http) -> tuple[_Http, EventSummary] | FetchFailure:
             try:
-                summary = event_summary(http.body)
+                summary = event_summary(http.body, http.encoding)
             except PayloadDecodeError as exc:
-                return _failure(
-                    "decode", f"event payload is not JSON: {exc}; body: {_excerpt(http.body)}", http
-                )
+                body = _excerpt(http.body) if not http.encoding else f"({http.encoding} body)"
+                return _failure("decode", f"event payload is not JSON: {exc}; body: {body}", http)
             except PayloadSchemaError as exc:
                 return _failure("schema", f"event payload unusable: {exc}", http)
             if summary["error"]:
@@ -438,31 +455,35 @@ class TabClient:
         timeout_s = min(self.settings.timeout_s, deadline - time.monotonic())
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self._http.get(
-                    get.path,
+                async with self._http().get(
+                    self._url + get.path,
                     params=get.params,
-                    timeout=httpx.Timeout(timeout_s, connect=min(self._connect_timeout_s, timeout_s)),
-                )
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(
+                        total=timeout_s, connect=min(self._connect_timeout_s, timeout_s)
+                    ),
+                ) as response:
+                    body = await response.read()
+                    status, headers = response.status, response.headers
             received_at_ms = self._now_ms()
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return failed("timeout", f"no complete answer within {timeout_s:.2f} s"), 0.0
-        except httpx.DecodingError as exc:
-            return failed("decode", f"response body could not be decoded: {exc}"), 0.0
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return failed("connect", f"{type(exc).__name__}: {exc or 'connection failed'}"), 0.0
         finally:
             self._slots.release()
-        status = response.status_code
+        encoding = headers.get("Content-Encoding", "").strip().lower()
         if 200 <= status < 300:
-            return _Http(status, response.content, attempt, received_at_ms), 0.0
+            return _Http(
+                status, body, attempt, received_at_ms, "" if encoding == "identity" else encoding
+            ), 0.0
+        text = _error_text(body, encoding)
         if status == 429:
-            wait = retry_after_s(response.headers.get("Retry-After"))
-            return failed(
-                "http_429", f"429 (Retry-After {wait:.1f} s): {_error_text(response)}", status
-            ), wait
+            wait = retry_after_s(headers.get("Retry-After"))
+            return failed("http_429", f"429 (Retry-After {wait:.1f} s): {text}", status), wait
         if status >= 500:
-            return failed("http_5xx", f"{status}: {_error_text(response)}", status), 0.0
-        return failed("http_4xx", f"{status}: {_error_text(response)}", status), 0.0
+            return failed("http_5xx", f"{status}: {text}", status), 0.0
+        return failed("http_4xx", f"{status}: {text}", status), 0.0
 
     # ----------------------------------------------------------------- helpers
 
@@ -493,9 +514,13 @@ class TabClient:
 
 def _meetings_page(http: _Http) -> tuple[_Http, list[Any]] | FetchFailure:
     try:
-        return http, decode_page(http.body)
+        body = http.decoded()
+    except (OSError, EOFError, zlib.error) as exc:
+        return _failure("decode", f"meetings page could not be inflated: {exc}", http)
+    try:
+        return http, decode_page(body)
     except PageDecodeError as exc:
-        return _failure("decode", f"{exc}; body: {_excerpt(http.body)}", http)
+        return _failure("decode", f"{exc}; body: {_excerpt(body)}", http)
     except PageSchemaError as exc:
         return _failure("schema", str(exc), http)
 
@@ -521,9 +546,17 @@ def _excerpt(body: bytes) -> str:
     return body[:MESSAGE_LIMIT].decode("utf-8", errors="replace")
 
 
-def _error_text(response: httpx.Response) -> str:
+def _decoded(body: bytes, encoding: str) -> bytes:
+    """`body` without its Content-Encoding (only gzip is asked for; anything else is passed on)."""
+    return gzip.decompress(body) if encoding == "gzip" else body
+
+
+def _error_text(raw: bytes, encoding: str) -> str:
     """The upstream error message (header.error) when the body has one, else a body excerpt."""
-    body = response.content
+    try:
+        body = _decoded(raw, encoding)
+    except (OSError, EOFError, zlib.error):
+        return f"({encoding} body that does not inflate)"
     if len(body) < 4096:
         try:
             header = json.loads(body).get("header", {})
@@ -549,8 +582,3 @@ def _summary_fields(summary: EventSummary) -> dict[str, Any]:
         "dividends_count": summary["dividends_count"],
         "generated_time": summary["generated_time"],
     }
-
-
-def _encode_headers(headers: Mapping[str, str]) -> dict[bytes, bytes]:
-    """Header values as configured, as UTF-8 bytes so non-ASCII values pass unchanged too."""
-    return {name.encode(): value.encode() for name, value in headers.items()}

@@ -81,6 +81,8 @@ class EventFetch:
 
     race_id: str
     payload: bytes
+    # The payload's HTTP Content-Encoding: "" (plain JSON) or "gzip".
+    encoding: str
     received_at_ms: int
     summary: EventSummary
     attempts: int

@@ -159,6 +159,8 @@ def _compressed(state: SimState, request: Request, response: Response) -> Respon
     body = bytes(response.body)
     if level == 0 or len(body) < GZIP_MINIMUM or "gzip" not in request.headers.get("accept-encoding", ""):
         return response
+    if "content-encoding" in response.headers:  # already encoded (a fault's broken stream)
+        return response
     if state.snapshots.max_age_ns:
         compressed = state.snapshots.gzipped(
             body, lambda raw: gzip.compress(raw, compresslevel=level, mtime=0)
@@ -211,6 +213,13 @@ async def _respond(
             reply = Reply(502, _HTML_502, "text/html")
         elif faults.malformed.mode == "not_json":
             reply = Reply(200, _NOT_JSON, "text/html")
+        elif faults.malformed.mode == "bad_gzip":
+            broken = gzip.compress(reply.body, compresslevel=1, mtime=0)
+            response = Response(
+                broken[: len(broken) // 2], status_code=reply.status, media_type=reply.media_type
+            )
+            response.headers["Content-Encoding"] = "gzip"
+            return response, fault
         else:
             reply = Reply(reply.status, reply.body[: len(reply.body) // 2], reply.media_type)
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type), fault

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 ROUTES: Final = ("any", "events", "meetings", "meeting", "list")
-MALFORMED_MODES: Final = ("truncated", "html", "not_json")
+# truncated: half the JSON body; html: a proxy's 502 page; not_json: an HTML 200;
+# bad_gzip: a gzip body cut in half (Content-Encoding gzip, a stream that does not inflate).
+MALFORMED_MODES: Final = ("truncated", "html", "not_json", "bad_gzip")
 
 
 @dataclass(slots=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from services.fetcher.tab_client import TabClient
+from services.fetcher.tab_client import EventFetch, TabClient
 from services.fetcher.tab_settings import TabSettings
 from services.tabsim.admin_client import TabSimAdmin
 from services.tabsim.config import TabSimConfig
@@ -96,3 +97,8 @@ def open_race_id(scenario: dict[str, Any], *, after_ms: int, local: bool = True)
         if race["abandoned_at"] is None and race["jump"] * 1000 > after_ms + 600_000
     ]
     return str(min(races, key=lambda race: race["jump"])["race_id"])
+
+
+def inflated(fetched: EventFetch) -> bytes:
+    """An event payload without its content encoding (the client keeps it as received)."""
+    return gzip.decompress(fetched.payload) if fetched.encoding == "gzip" else fetched.payload

@@ -20,7 +20,7 @@ from services.tabsim.admin_client import TabSimAdmin
 from services.tabsim.config import TabSimConfig
 from services.tabsim.server import RunningTabSim, run_tabsim
 from tests.conftest import free_port
-from tests.tab.conftest import IDENTITY, ClientFactory, open_race_id, tab_settings
+from tests.tab.conftest import IDENTITY, ClientFactory, inflated, open_race_id, tab_settings
 
 
 async def _race_id(admin: TabSimAdmin) -> str:
@@ -83,7 +83,9 @@ async def test_event_success_returns_raw_payload_and_summary(
     fetched = await client.fetch_event(race_id, budget_s=10)
     assert isinstance(fetched, EventFetch), fetched
     assert fetched.attempts == 1 and fetched.status_code == 200
-    document = json.loads(fetched.payload)
+    # The simulated TAB compresses as the real one does; the body is kept as received.
+    assert fetched.encoding == "gzip"
+    document = json.loads(inflated(fetched))
     assert document["header"]["title"] == f"Event Details: {race_id}"
     assert document["data"]["race"]["event_id"] == race_id
     plan = await admin.race(race_id)
@@ -96,7 +98,8 @@ async def test_event_success_returns_raw_payload_and_summary(
     assert "EarlyQuadrella" in summary["pool_products"] and "Win" in summary["pool_products"]
     assert summary["results_count"] == 0 and summary["dividends_count"] == 0
     assert abs(fetched.received_at_ms - time.time() * 1000) < 60_000
-    assert len(fetched.payload) > 250_000  # the ~400 KB recorded shape, bytes untouched
+    assert len(inflated(fetched)) > 250_000  # the ~400 KB recorded shape
+    assert len(fetched.payload) < len(inflated(fetched)) // 4  # and it travels compressed
 
     (request,) = await _event_requests(admin)
     query = parse_qs(str(request["query"]))
@@ -324,6 +327,20 @@ async def test_truncated_json_is_a_clear_decode_failure(
         True,
     )
     assert "not JSON" in failure.message and len(failure.message) <= 200
+
+
+async def test_a_gzip_body_that_does_not_inflate_is_a_decode_failure(
+    sim: RunningTabSim, admin: TabSimAdmin, make_client: ClientFactory
+) -> None:
+    race_id = await _race_id(admin)
+    await admin.set_faults(malformed={"count": 1, "mode": "bad_gzip"})
+    client = make_client(breaker_failure_threshold=1)
+    failure = await client.fetch_event(race_id, budget_s=10)
+    assert isinstance(failure, FetchFailure)
+    assert (failure.kind, failure.http_status, failure.attempts) == ("decode", 200, 1)
+    assert "gzip" in failure.message and len(failure.message) <= 200
+    # A body that cannot be read counts toward the breaker, as any undecodable body does.
+    assert client.breaker_state == "open"
 
 
 async def test_non_json_200_is_a_decode_failure(

@@ -14,7 +14,7 @@ from services.fetcher.tab_client import EventFetch
 from services.tabsim.admin_client import TabSimAdmin
 from services.tabsim.curves import ladder_price
 from services.tabsim.server import RunningTabSim
-from tests.tab.conftest import IDENTITY, ClientFactory
+from tests.tab.conftest import IDENTITY, ClientFactory, inflated
 
 LIFECYCLE = ("Open", "Closed", "Interim", "Final")
 
@@ -56,7 +56,7 @@ async def test_one_race_from_open_to_final(
         await admin.set_clock(now=at * 1000)
         fetched = await client.fetch_event(race_id, budget_s=10)
         assert isinstance(fetched, EventFetch), fetched
-        data = json.loads(fetched.payload)["data"]
+        data = json.loads(inflated(fetched))["data"]
         status = data["race"]["status"]
         assert fetched.summary["status_raw"] == status
         if not seen_status or seen_status[-1] != status:
@@ -118,7 +118,7 @@ async def test_one_race_from_open_to_final(
     await admin.set_clock(now=(jump - 300) * 1000, speed=1.0)
     fetched = await client.fetch_event(race_id, budget_s=10)
     assert isinstance(fetched, EventFetch)
-    for runner in json.loads(fetched.payload)["data"]["runners"]:
+    for runner in json.loads(inflated(fetched))["data"]["runners"]:
         if not runner["is_scratched"]:
             assert runner["odds"]["pool_win"] == model[runner["entrant_id"]]["pool_win"]
             share = model[runner["entrant_id"]]["share"]
