@@ -22,10 +22,12 @@ from services.common.proto.raceday.v1 import (
 )
 from services.common.settings import ClientSettings
 from services.fetcher.cadence import TIER_SECONDS, TIERS
+from services.fetcher.catchup import SpoolDrainer
 from services.fetcher.day_jobs import DayJobs
 from services.fetcher.pipeline import RacePipeline, StageDeadlines, log_poll
 from services.fetcher.scheduler import Scheduler
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.spool import PollSpool
 from services.fetcher.tab_client import TabClient
 from services.fetcher.tab_settings import TabSettings
 
@@ -52,7 +54,12 @@ class FetcherServicer(fetcher_pb2_grpc.FetcherServiceServicer):
             shard=str(self._app.settings.shard),
             inflight_polls=scheduler.inflight,
             circuit_state=self._app.pipeline.breaker_state,
+            spooled_polls=self._app.spool.depth,
+            commit_circuit_state=self._app.pipeline.commit_breaker.state,
         )
+        oldest = self._app.spool.oldest_ms()
+        if oldest is not None:
+            response.oldest_spooled_poll_ms = oldest
         for tier in TIERS:
             response.tiers.append(
                 fetcher_pb2.TierCount(
@@ -103,6 +110,11 @@ class FetcherApp:
             clients.writer_addr, lb_policy=clients.lb_policy, retry_services=(WRITER_SERVICE,)
         )
         self.writer = writer_pb2_grpc.WriterServiceStub(self._writer_channel)
+        self.spool = PollSpool(
+            self.settings.spool_dir,
+            max_bytes=self.settings.spool_max_bytes,
+            max_age_ms=self.settings.spool_max_age_s * 1000,
+        )
         self.pipeline = RacePipeline(
             self.tab,
             self._transformer_channel,
@@ -113,7 +125,9 @@ class FetcherApp:
                 transform_s=self.settings.transform_deadline_s,
                 write_s=self.settings.write_deadline_s,
             ),
+            spool=self.spool,
         )
+        self.drainer = SpoolDrainer(self.pipeline, self.spool, self.clock)
         self.scheduler = Scheduler(self.settings, self.pipeline, self.writer, self.clock)
         self.day_jobs = DayJobs(
             settings=self.settings,
@@ -149,12 +163,14 @@ class FetcherApp:
         await self._wait_for_dependencies()
         if self.settings.scheduler_enabled:
             self._tasks.append(asyncio.create_task(self.scheduler.run()))
+            self._tasks.append(asyncio.create_task(self.drainer.run()))
         if self.settings.day_jobs_enabled:
             self._tasks.append(asyncio.create_task(self.day_jobs.run()))
 
     async def stop(self) -> None:
         """Stop dispatching, let in-flight polls finish (up to 10 s), close clients."""
         await self.scheduler.stop(grace_s=10.0)
+        self.drainer.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -23,6 +23,7 @@ DATA_AGE_SECONDS = Gauge(
 )
 __all__ = [
     "ACTIVE_RACES",
+    "COMMIT_BREAKER",
     "DATA_AGE_SECONDS",
     "INFLIGHT_POLLS",
     "JOB_LAST_SUCCESS",
@@ -34,4 +35,8 @@ __all__ = [
     "STAGE_BUCKETS",
 ]
 
+COMMIT_BREAKER = Gauge(
+    "raceday_commit_circuit_open",
+    "Commit-path breaker (transformer, writer, database): 0 closed, 0.5 half-open, 1 open",
+)
 QUALITY_FINDINGS = Counter("raceday_quality_findings_total", "Data-quality findings of polls", ["check"])

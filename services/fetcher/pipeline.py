@@ -4,6 +4,13 @@ The prior state a transform needs is the state as committed in the database: it
 is cached from the last successful write of this race and recovered from the
 writer's GetRaceState otherwise (after a restart). A failed write drops the
 cached state, so it is never advanced past what was committed.
+
+A poll the TAB answered that cannot be committed now (the writer, its database or the
+transformer unreachable or too slow) is spooled (services/fetcher/spool.py) instead of lost,
+and so is every later poll of the race until its spooled polls are written, in order
+(services/fetcher/catchup.py). A breaker on the commit path opens after consecutive such
+failures: while it is open, polls are spooled at once, so the scheduler never waits on a
+database that is down.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import grpc
@@ -26,7 +34,10 @@ from services.common.proto.raceday.v1 import (
 )
 from services.common.timestamps import ms_from_timestamp, timestamp_from_ms
 from services.fetcher import metrics
+from services.fetcher.spool import PollSpool, SpooledPoll
+from services.fetcher.tab_breaker import BreakerState, CircuitBreaker
 from services.fetcher.tab_client import TabClient
+from services.fetcher.tab_metrics import CIRCUIT_GAUGE_VALUE
 from services.fetcher.tab_results import EventFetch, FetchFailure
 
 if TYPE_CHECKING:
@@ -45,6 +56,20 @@ WRITE_METHOD = "/{}/WriteRaceUpdate".format(writer_pb2.DESCRIPTOR.services_by_na
 BASELINE_FIELD = b"\x10\x01"
 
 Stage = Literal["fetch", "state", "transform", "write"]
+Outcome = Literal["ok", "failed", "spooled"]
+
+# The commit path is down (or too slow) rather than the poll bad: keep the poll and retry it.
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+# Consecutive transient failures that open the commit breaker, and how long it stays open.
+COMMIT_BREAKER_FAILURES = 2
+COMMIT_BREAKER_OPEN_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +86,12 @@ class PollResult:
     """What one poll did: outcome, timings, and what the scheduler needs next."""
 
     race_id: str
-    outcome: Literal["ok", "failed"]
+    outcome: Outcome
     failed_stage: Stage | None = None
     failure_kind: str = ""
     message: str = ""
+    # The failure is the commit path's (down or too slow), not the poll's: worth retrying.
+    transient: bool = False
     not_found: bool = False
     status: str | None = None
     start_time_ms: int | None = None
@@ -92,8 +119,15 @@ class RacePipeline:
         *,
         clock: Clock,
         deadlines: StageDeadlines,
+        spool: PollSpool | None = None,
     ) -> None:
         self._tab = tab
+        self.spool = spool
+        self.commit_breaker = CircuitBreaker(
+            failure_threshold=COMMIT_BREAKER_FAILURES,
+            open_s=COMMIT_BREAKER_OPEN_S,
+            on_change=_commit_breaker_changed,
+        )
         # Identity (de)serialisers: bytes in, bytes out.
         self._transform: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = transformer.unary_unary(
             TRANSFORM_METHOD
@@ -118,9 +152,10 @@ class RacePipeline:
         *,
         clock: Clock,
         deadlines: StageDeadlines,
+        spool: PollSpool | None = None,
     ) -> RacePipeline:
         """The pipeline over these channels (the name benchmark drivers look for across versions)."""
-        return cls(tab, transformer_channel, writer_channel, clock=clock, deadlines=deadlines)
+        return cls(tab, transformer_channel, writer_channel, clock=clock, deadlines=deadlines, spool=spool)
 
     @property
     def breaker_state(self) -> str:
@@ -142,15 +177,24 @@ class RacePipeline:
             return response.state
         return race_pb2.RaceState(race_id=race_id)
 
+    def must_queue(self, race_id: str) -> bool:
+        """True when a new poll of the race goes to the spool: earlier polls of it wait there, or
+        the commit path is down (its breaker is not closed)."""
+        if self.spool is None:
+            return False
+        return self.spool.holds(race_id) or self.commit_breaker.state != "closed"
+
     async def poll(self, race_id: str, *, fetch_budget_s: float, baseline: bool = False) -> PollResult:
         """Poll one race end to end; never raises for a failed stage (the result says what failed).
 
         A baseline poll writes entities, pools and results only (no time series), so its
-        update's state is not cached: the committed state did not change.
+        update's state is not cached: the committed state did not change. Baselines are never
+        spooled (the day job runs them again).
         """
         result = PollResult(race_id=race_id, outcome="failed")
         started = time.perf_counter()
-        state_task = asyncio.create_task(self._timed_state(race_id, result))
+        queue = not baseline and self.must_queue(race_id)
+        state_task = None if queue else asyncio.create_task(self._timed_state(race_id, result))
         try:
             fetched = await self._tab.fetch_event(race_id, budget_s=fetch_budget_s)
             polled_at_ms = self._clock.now_ms()
@@ -163,16 +207,19 @@ class RacePipeline:
                 return result
             result.attempts = fetched.attempts
             result.payload_bytes = len(fetched.payload)
+            result.polled_at_ms = polled_at_ms
+            if state_task is None:
+                await self._spool(fetched, polled_at_ms, result)
+                return result
             try:
                 prior = await state_task
             except grpc.aio.AioRpcError as exc:
-                result.failed_stage, result.failure_kind = "state", exc.code().name.lower()
-                result.message = exc.details() or ""
+                await self._failed(result, "state", exc, fetched, polled_at_ms, baseline=baseline)
                 return result
             await self._transform_and_write(fetched, polled_at_ms, prior, result, baseline=baseline)
             return result
         finally:
-            if not state_task.done():
+            if state_task is not None and not state_task.done():
                 state_task.cancel()
             result.timings_ms["total"] = (time.perf_counter() - started) * 1000
             for stage, ms in result.timings_ms.items():
@@ -185,6 +232,45 @@ class RacePipeline:
         finally:
             result.timings_ms["state"] = (time.perf_counter() - started) * 1000
 
+    async def _failed(
+        self,
+        result: PollResult,
+        stage: Stage,
+        exc: grpc.aio.AioRpcError,
+        fetched: EventFetch,
+        polled_at_ms: int,
+        *,
+        baseline: bool,
+    ) -> None:
+        """A stage after the fetch failed: spool the poll when the commit path is the cause."""
+        result.failed_stage, result.failure_kind = stage, exc.code().name.lower()
+        result.message = (exc.details() or "")[:200]
+        result.transient = exc.code() in TRANSIENT_CODES
+        if not result.transient:
+            return
+        self.commit_breaker.record_failure(result.failure_kind)
+        if self.spool is not None and not baseline:
+            await self._spool(fetched, polled_at_ms, result)
+
+    async def _spool(self, fetched: EventFetch, polled_at_ms: int, result: PollResult) -> None:
+        """Keep the poll for later; the scheduler sees the status the payload showed."""
+        assert self.spool is not None
+        summary = fetched.summary
+        result.status = summary["status"]
+        if summary["advertised_start"] is not None:
+            result.start_time_ms = summary["advertised_start"] * 1000
+        poll = SpooledPoll(
+            race_id=result.race_id,
+            polled_at_ms=polled_at_ms,
+            encoding=fetched.encoding,
+            path=Path(),
+            size=0,
+            status=result.status,
+            start_time_ms=result.start_time_ms,
+        )
+        await asyncio.to_thread(self.spool.add, poll, fetched.payload, self._clock.now_ms())
+        result.outcome = "spooled"
+
     async def _transform_and_write(
         self,
         fetched: EventFetch,
@@ -194,11 +280,37 @@ class RacePipeline:
         *,
         baseline: bool,
     ) -> None:
+        started = time.perf_counter()
+        try:
+            committed = await self._commit(
+                fetched.payload, fetched.encoding, polled_at_ms, prior, result, baseline=baseline
+            )
+        except _StageFailedError as failure:
+            result.timings_ms[failure.stage] = (time.perf_counter() - started) * 1000
+            await self._failed(result, failure.stage, failure.error, fetched, polled_at_ms, baseline=baseline)
+            return
+        if committed is not None:
+            self.commit_breaker.record_success()
+
+    async def _commit(
+        self,
+        payload: bytes,
+        encoding: str,
+        polled_at_ms: int,
+        prior: race_pb2.RaceState,
+        result: PollResult,
+        *,
+        baseline: bool,
+    ) -> race_pb2.RaceUpdate | None:
+        """Transform and write one poll; fills `result`; the update when it was written now.
+
+        Raises _StageFailedError naming the stage when a call fails.
+        """
         race_id = result.race_id
         started = time.perf_counter()
         request = transformer_pb2.TransformRequest(
-            payload=fetched.payload,
-            payload_encoding=fetched.encoding,
+            payload=payload,
+            payload_encoding=encoding,
             polled_at=timestamp_from_ms(polled_at_ms),
             prior_state=prior,
         )
@@ -207,10 +319,7 @@ class RacePipeline:
                 request.SerializeToString(), timeout=self._deadlines.transform_s
             )
         except grpc.aio.AioRpcError as exc:
-            result.timings_ms["transform"] = (time.perf_counter() - started) * 1000
-            result.failed_stage, result.failure_kind = "transform", exc.code().name.lower()
-            result.message = (exc.details() or "")[:200]
-            return
+            raise _StageFailedError("transform", exc) from None
         result.timings_ms["transform"] = (time.perf_counter() - started) * 1000
         update = transformer_pb2.TransformResponse.FromString(transformed).update
         started = time.perf_counter()
@@ -221,14 +330,8 @@ class RacePipeline:
         except grpc.aio.AioRpcError as exc:
             # What was committed is unknown: re-read the state from the database next time.
             self.forget(race_id)
-            result.timings_ms["write"] = (time.perf_counter() - started) * 1000
-            result.failed_stage, result.failure_kind = "write", exc.code().name.lower()
-            result.message = (exc.details() or "")[:200]
-            return
+            raise _StageFailedError("write", exc) from None
         result.timings_ms["write"] = (time.perf_counter() - started) * 1000
-        if not baseline:
-            self._states[race_id] = update.state
-            self.last_success_ms = polled_at_ms
         result.outcome = "ok"
         result.polled_at_ms = polled_at_ms
         result.status = update.race.status
@@ -243,6 +346,54 @@ class RacePipeline:
             "pools": int(written.pools_written),
             "results": int(written.results_written),
         }
+        if baseline:
+            return update
+        if written.written:
+            self._states[race_id] = update.state
+            self.last_success_ms = polled_at_ms
+        else:
+            # Already committed before (a re-delivery): the committed state may be newer.
+            self.forget(race_id)
+        return update
+
+    async def commit_spooled(self, entry: SpooledPoll) -> PollResult:
+        """Transform and write one spooled poll against the committed state of the one before.
+
+        Never raises for a failed stage; the result's outcome is ok (written, or found already
+        written) or failed (the spool keeps it when the failure is transient).
+        """
+        result = PollResult(race_id=entry.race_id, outcome="failed", polled_at_ms=entry.polled_at_ms)
+        started = time.perf_counter()
+        try:
+            try:
+                prior = await self._timed_state(entry.race_id, result)
+            except grpc.aio.AioRpcError as exc:
+                raise _StageFailedError("state", exc) from None
+            payload = await asyncio.to_thread(entry.payload)
+            result.payload_bytes = len(payload)
+            await self._commit(payload, entry.encoding, entry.polled_at_ms, prior, result, baseline=False)
+        except _StageFailedError as failure:
+            result.failed_stage, result.failure_kind = failure.stage, failure.error.code().name.lower()
+            result.message = (failure.error.details() or "")[:200]
+            result.transient = failure.error.code() in TRANSIENT_CODES
+        finally:
+            result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        return result
+
+
+class _StageFailedError(Exception):
+    """A gRPC call of the commit path failed."""
+
+    def __init__(self, stage: Stage, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(stage)
+        self.stage: Stage = stage
+        self.error = error
+
+
+def _commit_breaker_changed(old: BreakerState, new: BreakerState, reason: str) -> None:
+    metrics.COMMIT_BREAKER.set(CIRCUIT_GAUGE_VALUE[new])
+    level = logging.WARNING if new == "open" else logging.INFO
+    log_event(logger, "commit_circuit_state", level, old=old, new=new, reason=reason)
 
 
 def log_poll(result: PollResult, **context: object) -> None:
@@ -260,6 +411,7 @@ def log_poll(result: PollResult, **context: object) -> None:
         failure_kind=result.failure_kind or None,
         detail=result.message or None,
         status=result.status,
+        polled_at_ms=result.polled_at_ms,
         fetch_ms=_round(result.timings_ms.get("fetch")),
         state_ms=_round(result.timings_ms.get("state")),
         transform_ms=_round(result.timings_ms.get("transform")),

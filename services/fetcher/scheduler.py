@@ -59,6 +59,8 @@ class TrackedRace:
     not_found_streak: int = 0
     polls: int = 0
     first_polled_ms: int | None = None
+    # Slots skipped (and counted missed) while the previous poll was in flight, up to this due time.
+    skipped_until_ms: int | None = None
 
     def tier(self, now_ms: int) -> Tier | None:
         """The current cadence tier (None once terminal)."""
@@ -71,6 +73,7 @@ class TickStats:
 
     started: int = 0
     succeeded: int = 0
+    spooled: int = 0
     failed: int = 0
     missed: Counter[str] = field(default_factory=Counter)
     max_lateness_ms: float = 0.0
@@ -115,6 +118,7 @@ class Scheduler:
 
     async def run(self) -> None:
         """Evaluate and dispatch until `stop()`."""
+        self.adopt_spooled()
         evaluator = asyncio.create_task(self._evaluate_loop())
         try:
             await self._dispatch_loop()
@@ -139,6 +143,34 @@ class Scheduler:
 
     # --- selection --------------------------------------------------------------------------------
 
+    def adopt_spooled(self) -> None:
+        """Schedule the races whose polls wait in the spool, as their last payload showed them.
+
+        After a restart during an outage storage cannot say which races to poll; the races
+        this replica was polling can still be polled at their cadence and spooled.
+        """
+        spool = self._pipeline.spool
+        if spool is None:
+            return
+        now_ms = self._clock.now_ms()
+        for race_id in spool.races():
+            latest = spool.latest(race_id)
+            if latest is None or latest.start_time_ms is None or race_id in self._races:
+                continue
+            if is_terminal(latest.status) or not self._settings.shard.owns(race_id):
+                continue
+            self._races[race_id] = TrackedRace(
+                race_id=race_id,
+                meeting_name="",
+                race_number=0,
+                status=latest.status,
+                start_time_ms=latest.start_time_ms,
+                next_due_ms=now_ms,
+            )
+            log_event(
+                logger, "race_scheduled", race_id=race_id, source="spool", start_time_ms=latest.start_time_ms
+            )
+
     async def evaluate(self) -> None:
         """Ask storage for candidate races and add the ones this shard owns (first poll at once)."""
         now_ms = self._clock.now_ms()
@@ -158,6 +190,8 @@ class Scheduler:
             if known is not None:
                 if known.start_time_ms != candidate.start_time_ms and not known.in_flight:
                     self._start_changed(known, candidate.start_time_ms)
+                if not known.meeting_name:  # adopted from the spool
+                    known.meeting_name, known.race_number = candidate.meeting_name, candidate.race_number
                 continue
             race = TrackedRace(
                 race_id=candidate.race_id,
@@ -263,6 +297,7 @@ class Scheduler:
                 while now_ms >= race.next_due_ms + interval_ms:
                     self._missed(race, tier, "poll_in_flight")
                     race.next_due_ms += interval_ms
+                    race.skipped_until_ms = race.next_due_ms
                 continue
             if now_ms >= race.next_due_ms:
                 due.append((TIERS.index(tier), race.start_time_ms, race, tier))
@@ -285,6 +320,7 @@ class Scheduler:
         lateness_ms = now_ms - race.next_due_ms
         if lateness_ms > interval_ms:
             self._missed(race, tier, "started_late")
+        race.skipped_until_ms = None
         metrics.POLL_LATENESS_SECONDS.observe(max(lateness_ms, 0) / 1000)
         self._tick.max_lateness_ms = max(self._tick.max_lateness_ms, lateness_ms)
         race.in_flight = True
@@ -322,8 +358,12 @@ class Scheduler:
         self.polls_by_tier[tier] += 1
         self.totals[result.outcome] += 1
         metrics.POLLS.labels(result.outcome, tier).inc()
-        if result.outcome == "ok":
-            self._tick.succeeded += 1
+        if result.outcome in ("ok", "spooled"):
+            # A spooled poll is not missed: the TAB answered and the poll is kept.
+            if result.outcome == "ok":
+                self._tick.succeeded += 1
+            else:
+                self._tick.spooled += 1
             race.not_found_streak = 0
             if result.start_time_ms is not None and result.start_time_ms != race.start_time_ms:
                 self._start_changed(race, result.start_time_ms)
@@ -358,7 +398,12 @@ class Scheduler:
                     old_interval_s=TIER_SECONDS[tier],
                     new_interval_s=TIER_SECONDS[new_tier],
                 )
-            race.next_due_ms = race.last_started_ms + TIER_SECONDS[new_tier] * 1000
+            next_due_ms = race.last_started_ms + TIER_SECONDS[new_tier] * 1000
+            # Slots already counted as missed while the poll was in flight are not due again
+            # (each slot is counted at most once).
+            if race.skipped_until_ms is not None:
+                next_due_ms = max(next_due_ms, race.skipped_until_ms)
+            race.next_due_ms = next_due_ms
         if is_terminal(race.status):
             self._untrack(race)
             log_event(
@@ -393,6 +438,7 @@ class Scheduler:
             dropped=dropped,
             polls_started=tick.started,
             polls_succeeded=tick.succeeded,
+            polls_spooled=tick.spooled,
             polls_failed=tick.failed,
             missed=dict(tick.missed),
             max_lateness_ms=tick.max_lateness_ms,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import time
+from pathlib import Path
 
 from services.common.config import ConfigError, Env
+from services.common.settings import data_dir
 from services.fetcher.shard import Shard
 
 
@@ -42,6 +44,9 @@ class FetcherSettings:
     transform_deadline_s: float
     write_deadline_s: float
     state_deadline_s: float
+    spool_dir: Path
+    spool_max_bytes: int
+    spool_max_age_s: int
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> FetcherSettings:
@@ -70,4 +75,11 @@ class FetcherSettings:
             transform_deadline_s=env.number("RACEDAY_TRANSFORM_DEADLINE_S", 2.0, minimum=0.05, maximum=60.0),
             write_deadline_s=env.number("RACEDAY_WRITE_DEADLINE_S", 5.0, minimum=0.05, maximum=60.0),
             state_deadline_s=env.number("RACEDAY_STATE_DEADLINE_S", 2.0, minimum=0.05, maximum=60.0),
+            # Each shard its own spool: a restarted replica of the same shard finds its polls.
+            spool_dir=Path(
+                env.text("RACEDAY_SPOOL_DIR", str(data_dir(env) / "spool" / f"shard-{shard.index}"))
+            ),
+            spool_max_bytes=env.integer("RACEDAY_SPOOL_MAX_MB", 512, minimum=1, maximum=1024 * 1024) * 2**20,
+            spool_max_age_s=env.integer("RACEDAY_SPOOL_MAX_AGE_MIN", 360, minimum=1, maximum=7 * 24 * 60)
+            * 60,
         )

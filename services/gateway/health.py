@@ -2,7 +2,9 @@
 
 `status` is healthy exactly when the writer answers GetStatus and reports its database connected
 (the gateway can serve data); `workers` reflects the fetcher's and transformer's standard gRPC
-health. Concurrent requests share one probe round, and a result is reused for `cache_s` seconds.
+health, and is degraded while the fetcher holds polls it could not commit yet (`spool`: how
+many and how old, from its GetSchedulerStatus). Concurrent requests share one probe round, and
+a result is reused for `cache_s` seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Final
 
 from services.common.health import SERVING, check_health
 from services.common.nztime import format_nz, utc_now
-from services.common.proto.raceday.v1 import query_pb2
+from services.common.proto.raceday.v1 import fetcher_pb2, fetcher_pb2_grpc, query_pb2
 from services.common.timestamps import ts_to_datetime
 from services.gateway.backend import Backend
 
@@ -46,6 +48,7 @@ class HealthMonitor:
         self._cached: tuple[float, HealthReport] | None = None
         self._inflight: asyncio.Task[HealthReport] | None = None
         self._generation = 0
+        self._fetcher = fetcher_pb2_grpc.FetcherServiceStub(backend.fetcher_channel)
         backend.on_unavailable = self.invalidate
 
     def invalidate(self) -> None:
@@ -74,19 +77,26 @@ class HealthMonitor:
         )
         return response
 
+    async def _scheduler(self) -> fetcher_pb2.GetSchedulerStatusResponse:
+        response: fetcher_pb2.GetSchedulerStatusResponse = await self._fetcher.GetSchedulerStatus(
+            fetcher_pb2.GetSchedulerStatusRequest(), timeout=self._deadline_s
+        )
+        return response
+
     async def _probe(self) -> HealthReport:
         backend = self._backend
-        status, writer, transformer, fetcher = await asyncio.gather(
+        status, writer, transformer, fetcher, scheduler = await asyncio.gather(
             self._status(),
             check_health(backend.writer_channel, "", self._deadline_s),
             check_health(backend.transformer_channel, "", self._deadline_s),
             check_health(backend.fetcher_channel, "", self._deadline_s),
+            self._scheduler(),
             return_exceptions=True,
         )
-        for result in (status, writer, transformer, fetcher):
+        for result in (status, writer, transformer, fetcher, scheduler):
             if isinstance(result, asyncio.CancelledError):
                 raise result
-        return build_report(status, writer, transformer, fetcher, utc_now())
+        return build_report(status, writer, transformer, fetcher, utc_now(), scheduler=scheduler)
 
 
 def build_report(
@@ -95,6 +105,8 @@ def build_report(
     transformer: int | BaseException,
     fetcher: int | BaseException,
     now: datetime,
+    *,
+    scheduler: fetcher_pb2.GetSchedulerStatusResponse | BaseException | None = None,
 ) -> HealthReport:
     """Combine probe outcomes into the contract's body."""
     services = {
@@ -102,26 +114,50 @@ def build_report(
         "transformer": _state(transformer),
         "fetcher": _state(fetcher),
     }
-    workers = "operational" if services["transformer"] == services["fetcher"] == "serving" else "degraded"
+    spool = _spool(scheduler, now)
+    caught_up = spool is None or (spool["polls"] == 0 and spool["commit_breaker"] == "closed")
+    serving = services["transformer"] == services["fetcher"] == "serving"
+    workers = "operational" if serving and caught_up else "degraded"
     if isinstance(status, BaseException):
         if services["writer"] == "serving":
             services["writer"] = "unknown"
-        return _report(now, "unknown", workers, services, error="writer unavailable")
+        return _report(now, "unknown", workers, services, spool, error="writer unavailable")
     # GetStatus answered, so the writer is reachable even if its health check was slow.
     if services["writer"] == "unknown":
         services["writer"] = "serving"
     if not status.database_connected:
         return _report(
-            now, "disconnected", workers, services, error="writer reports its database disconnected"
+            now, "disconnected", workers, services, spool, error="writer reports its database disconnected"
         )
     data_age: float | None = None
     if status.HasField("last_race_write"):
         data_age = round(max(0.0, (now - ts_to_datetime(status.last_race_write)).total_seconds()), 3)
-    return _report(now, "connected", workers, services, data_age_seconds=data_age)
+    return _report(now, "connected", workers, services, spool, data_age_seconds=data_age)
+
+
+def _spool(
+    scheduler: fetcher_pb2.GetSchedulerStatusResponse | BaseException | None, now: datetime
+) -> dict[str, Any] | None:
+    """The fetcher's outage spool as the body shows it (None when the fetcher did not answer)."""
+    if scheduler is None or isinstance(scheduler, BaseException):
+        return None
+    oldest_age: float | None = None
+    if scheduler.HasField("oldest_spooled_poll_ms"):
+        oldest_age = round(max(0.0, now.timestamp() - scheduler.oldest_spooled_poll_ms / 1000), 3)
+    return {
+        "polls": scheduler.spooled_polls,
+        "oldest_age_seconds": oldest_age,
+        "commit_breaker": scheduler.commit_circuit_state or "closed",
+    }
 
 
 def _report(
-    now: datetime, database: str, workers: str, services: dict[str, str], **last: str | float | None
+    now: datetime,
+    database: str,
+    workers: str,
+    services: dict[str, str],
+    spool: dict[str, Any] | None,
+    **last: str | float | None,
 ) -> HealthReport:
     # Healthy exactly when the database is connected (the gateway can serve data); `last` is the
     # error of an unhealthy report or the data age of a healthy one, and ends the body.
@@ -132,6 +168,7 @@ def _report(
         "database": database,
         "workers": workers,
         "services": services,
+        "spool": spool,
         **last,
     }
     return HealthReport(200 if healthy else 503, body)

@@ -336,6 +336,16 @@ _SERVICES: Final[Schema] = obj(
     {"writer": _SERVICE_STATE, "transformer": _SERVICE_STATE, "fetcher": _SERVICE_STATE}
 )
 _WORKERS: Final[Schema] = {"type": "string", "enum": ["operational", "degraded"]}
+# Polls the fetcher took from the TAB but could not commit yet (null when it did not answer).
+_SPOOL: Final[Schema] = nullable(
+    obj(
+        {
+            "polls": INTEGER,
+            "oldest_age_seconds": N_NUMBER,
+            "commit_breaker": {"type": "string", "enum": ["closed", "open", "half_open"]},
+        }
+    )
+)
 
 _INDICATOR_INPUT: Final[Schema] = {
     "type": "object",
@@ -429,6 +439,7 @@ COMPONENTS: Final[dict[str, Schema]] = {
             "database": {"const": "connected"},
             "workers": _WORKERS,
             "services": _SERVICES,
+            "spool": _SPOOL,
             "data_age_seconds": N_NUMBER,
         }
     ),
@@ -439,6 +450,7 @@ COMPONENTS: Final[dict[str, Schema]] = {
             "database": {"type": "string", "enum": ["disconnected", "unknown"]},
             "workers": _WORKERS,
             "services": _SERVICES,
+            "spool": _SPOOL,
             "error": STRING,
         }
     ),

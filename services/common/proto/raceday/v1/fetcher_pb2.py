@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18raceday/v1/fetcher.proto\x12\nraceday.v1\"\x1b\n\x19GetSchedulerStatusRequest\"T\n\tTierCount\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63tive_races\x18\x02 \x01(\x05\x12\r\n\x05polls\x18\x03 \x01(\x03\x12\x14\n\x0cmissed_polls\x18\x04 \x01(\x03\"\xc4\x01\n\x1aGetSchedulerStatusResponse\x12\r\n\x05shard\x18\x01 \x01(\t\x12$\n\x05tiers\x18\x02 \x03(\x0b\x32\x15.raceday.v1.TierCount\x12\x16\n\x0einflight_polls\x18\x03 \x01(\x05\x12\x15\n\rcircuit_state\x18\x04 \x01(\t\x12%\n\x18last_successful_write_ms\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x1b\n\x19_last_successful_write_ms\"\"\n\x0fPollRaceRequest\x12\x0f\n\x07race_id\x18\x01 \x01(\t\"\x9b\x01\n\x10PollRaceResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x61iled_stage\x18\x02 \x01(\t\x12\x14\n\x0c\x66\x61ilure_kind\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65tch_ms\x18\x04 \x01(\x01\x12\x14\n\x0ctransform_ms\x18\x05 \x01(\x01\x12\x10\n\x08write_ms\x18\x06 \x01(\x01\x12\x10\n\x08total_ms\x18\x07 \x01(\x01\x32\xbc\x01\n\x0e\x46\x65tcherService\x12\x63\n\x12GetSchedulerStatus\x12%.raceday.v1.GetSchedulerStatusRequest\x1a&.raceday.v1.GetSchedulerStatusResponse\x12\x45\n\x08PollRace\x12\x1b.raceday.v1.PollRaceRequest\x1a\x1c.raceday.v1.PollRaceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18raceday/v1/fetcher.proto\x12\nraceday.v1\"\x1b\n\x19GetSchedulerStatusRequest\"T\n\tTierCount\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63tive_races\x18\x02 \x01(\x05\x12\r\n\x05polls\x18\x03 \x01(\x03\x12\x14\n\x0cmissed_polls\x18\x04 \x01(\x03\"\xb9\x02\n\x1aGetSchedulerStatusResponse\x12\r\n\x05shard\x18\x01 \x01(\t\x12$\n\x05tiers\x18\x02 \x03(\x0b\x32\x15.raceday.v1.TierCount\x12\x16\n\x0einflight_polls\x18\x03 \x01(\x05\x12\x15\n\rcircuit_state\x18\x04 \x01(\t\x12%\n\x18last_successful_write_ms\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rspooled_polls\x18\x06 \x01(\x05\x12#\n\x16oldest_spooled_poll_ms\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x1c\n\x14\x63ommit_circuit_state\x18\x08 \x01(\tB\x1b\n\x19_last_successful_write_msB\x19\n\x17_oldest_spooled_poll_ms\"\"\n\x0fPollRaceRequest\x12\x0f\n\x07race_id\x18\x01 \x01(\t\"\x9b\x01\n\x10PollRaceResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x61iled_stage\x18\x02 \x01(\t\x12\x14\n\x0c\x66\x61ilure_kind\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65tch_ms\x18\x04 \x01(\x01\x12\x14\n\x0ctransform_ms\x18\x05 \x01(\x01\x12\x10\n\x08write_ms\x18\x06 \x01(\x01\x12\x10\n\x08total_ms\x18\x07 \x01(\x01\x32\xbc\x01\n\x0e\x46\x65tcherService\x12\x63\n\x12GetSchedulerStatus\x12%.raceday.v1.GetSchedulerStatusRequest\x1a&.raceday.v1.GetSchedulerStatusResponse\x12\x45\n\x08PollRace\x12\x1b.raceday.v1.PollRaceRequest\x1a\x1c.raceday.v1.PollRaceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,11 +36,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIERCOUNT']._serialized_start=69
   _globals['_TIERCOUNT']._serialized_end=153
   _globals['_GETSCHEDULERSTATUSRESPONSE']._serialized_start=156
-  _globals['_GETSCHEDULERSTATUSRESPONSE']._serialized_end=352
-  _globals['_POLLRACEREQUEST']._serialized_start=354
-  _globals['_POLLRACEREQUEST']._serialized_end=388
-  _globals['_POLLRACERESPONSE']._serialized_start=391
-  _globals['_POLLRACERESPONSE']._serialized_end=546
-  _globals['_FETCHERSERVICE']._serialized_start=549
-  _globals['_FETCHERSERVICE']._serialized_end=737
+  _globals['_GETSCHEDULERSTATUSRESPONSE']._serialized_end=469
+  _globals['_POLLRACEREQUEST']._serialized_start=471
+  _globals['_POLLRACEREQUEST']._serialized_end=505
+  _globals['_POLLRACERESPONSE']._serialized_start=508
+  _globals['_POLLRACERESPONSE']._serialized_end=663
+  _globals['_FETCHERSERVICE']._serialized_start=666
+  _globals['_FETCHERSERVICE']._serialized_end=854
 # @@protoc_insertion_point(module_scope)

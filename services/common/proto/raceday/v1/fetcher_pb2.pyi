@@ -71,11 +71,19 @@ class GetSchedulerStatusResponse(_message.Message):
     INFLIGHT_POLLS_FIELD_NUMBER: _builtins.int
     CIRCUIT_STATE_FIELD_NUMBER: _builtins.int
     LAST_SUCCESSFUL_WRITE_MS_FIELD_NUMBER: _builtins.int
+    SPOOLED_POLLS_FIELD_NUMBER: _builtins.int
+    OLDEST_SPOOLED_POLL_MS_FIELD_NUMBER: _builtins.int
+    COMMIT_CIRCUIT_STATE_FIELD_NUMBER: _builtins.int
     shard: _builtins.str
     inflight_polls: _builtins.int
     circuit_state: _builtins.str
     """closed, open or half_open."""
     last_successful_write_ms: _builtins.int
+    spooled_polls: _builtins.int
+    """Polls waiting in the outage spool, and the poll time of the oldest (epoch ms)."""
+    oldest_spooled_poll_ms: _builtins.int
+    commit_circuit_state: _builtins.str
+    """The commit path's breaker (transformer, writer, database): closed, open or half_open."""
     @_builtins.property
     def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TierCount]: ...
     def __init__(
@@ -86,14 +94,22 @@ class GetSchedulerStatusResponse(_message.Message):
         inflight_polls: _builtins.int = ...,
         circuit_state: _builtins.str = ...,
         last_successful_write_ms: _builtins.int | None = ...,
+        spooled_polls: _builtins.int = ...,
+        oldest_spooled_poll_ms: _builtins.int | None = ...,
+        commit_circuit_state: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_successful_write_ms", b"_last_successful_write_ms", "last_successful_write_ms", b"last_successful_write_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_successful_write_ms", b"_last_successful_write_ms", "_oldest_spooled_poll_ms", b"_oldest_spooled_poll_ms", "last_successful_write_ms", b"last_successful_write_ms", "oldest_spooled_poll_ms", b"oldest_spooled_poll_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_successful_write_ms", b"_last_successful_write_ms", "circuit_state", b"circuit_state", "inflight_polls", b"inflight_polls", "last_successful_write_ms", b"last_successful_write_ms", "shard", b"shard", "tiers", b"tiers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_successful_write_ms", b"_last_successful_write_ms", "_oldest_spooled_poll_ms", b"_oldest_spooled_poll_ms", "circuit_state", b"circuit_state", "commit_circuit_state", b"commit_circuit_state", "inflight_polls", b"inflight_polls", "last_successful_write_ms", b"last_successful_write_ms", "oldest_spooled_poll_ms", b"oldest_spooled_poll_ms", "shard", b"shard", "spooled_polls", b"spooled_polls", "tiers", b"tiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__last_successful_write_ms: _TypeAlias = _typing.Literal["last_successful_write_ms"]  # noqa: Y015
     _WhichOneofArgType__last_successful_write_ms: _TypeAlias = _typing.Literal["_last_successful_write_ms", b"_last_successful_write_ms"]  # noqa: Y015
+    _WhichOneofReturnType__oldest_spooled_poll_ms: _TypeAlias = _typing.Literal["oldest_spooled_poll_ms"]  # noqa: Y015
+    _WhichOneofArgType__oldest_spooled_poll_ms: _TypeAlias = _typing.Literal["_oldest_spooled_poll_ms", b"_oldest_spooled_poll_ms"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_successful_write_ms) -> _WhichOneofReturnType__last_successful_write_ms | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__oldest_spooled_poll_ms) -> _WhichOneofReturnType__oldest_spooled_poll_ms | None: ...
 
 Global___GetSchedulerStatusResponse: _TypeAlias = GetSchedulerStatusResponse  # noqa: Y015
 
