@@ -1,7 +1,7 @@
-"""The TAB client's circuit breaker (spec nztab-api §9.5).
+"""A circuit breaker: the TAB client's (spec nztab-api §9.5), and the commit path's.
 
 closed --(N consecutive counted failures)--> open --(open_s elapsed)--> half_open
-half_open: exactly one trial fetch; success closes, failure re-opens for open_s.
+half_open: exactly one trial call; success closes, failure re-opens for open_s.
 """
 
 from __future__ import annotations
@@ -74,13 +74,13 @@ class CircuitBreaker:
         self._consecutive = 0
         if self._state == "half_open" and self._trial_in_flight:
             self._trial_in_flight = False
-            self._change("closed", "trial fetch succeeded")
+            self._change("closed", "trial call succeeded")
 
     def record_failure(self, cause: str) -> None:
         """A fetch failed for a cause that counts (connect, timeout, 5xx, 429, undecodable body)."""
         if self._state == "half_open" and self._trial_in_flight:
             self._trial_in_flight = False
-            self._open(f"trial fetch failed: {cause}")
+            self._open(f"trial call failed: {cause}")
             return
         if self._state != "closed":
             return

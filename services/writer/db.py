@@ -3,6 +3,10 @@
 Every connection runs with TimeZone=UTC, the writer's application_name and an
 idle-in-transaction timeout. Acquisition is bounded by a timeout; waits and
 exhaustion are exported as metrics.
+
+When the server is lost (a connection refused or broken), the database is marked down: every
+acquisition then fails at once with DatabaseUnavailableError instead of waiting for the pool,
+until a probe connects again (every PROBE_EVERY_S), so callers fail fast through an outage.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from services.writer.settings import WriterSettings
 logger = logging.getLogger(__name__)
 
 MAINTENANCE_LOCK_TIMEOUT_MS = 3000
+# How often a lost database is probed, and how long one probe may take to connect.
+PROBE_EVERY_S = 0.5
+PROBE_CONNECT_TIMEOUT_S = 2
 
 
 class DatabaseUnavailableError(Exception):
@@ -81,6 +88,31 @@ class Database:
         self._read_pool: AsyncConnectionPool[Any] | None = None
         self._maintenance: AsyncConnection[Any] | None = None
         self._maintenance_lock = asyncio.Lock()
+        self._probe: asyncio.Task[None] | None = None
+
+    @property
+    def down(self) -> bool:
+        """True from a lost connection until a probe connects again."""
+        return self._probe is not None and not self._probe.done()
+
+    def _mark_down(self) -> None:
+        if self.down:
+            return
+        metrics.DATABASE_UP.set(0)
+        log_event(logger, "database_lost", logging.WARNING)
+        self._probe = asyncio.create_task(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_EVERY_S)
+            try:
+                conn = await AsyncConnection.connect(self.url, connect_timeout=PROBE_CONNECT_TIMEOUT_S)
+            except psycopg.Error:
+                continue
+            await conn.close()
+            metrics.DATABASE_UP.set(1)
+            log_event(logger, "database_back")
+            return
 
     @property
     def url(self) -> str:
@@ -134,6 +166,8 @@ class Database:
 
     async def close(self) -> None:
         """Close the pools and the maintenance connection."""
+        if self._probe is not None:
+            self._probe.cancel()
         for pool in (self._write_pool, self._read_pool):
             if pool is not None:
                 await pool.close()
@@ -170,6 +204,8 @@ class Database:
     ) -> AsyncIterator[AsyncConnection[Any]]:
         if pool is None:
             raise DatabaseUnavailableError("database not open yet")
+        if self.down:
+            raise DatabaseUnavailableError("database unreachable (probing)")
         started = time.perf_counter()
         try:
             async with pool.connection(timeout=timeout_s) as conn:
@@ -193,6 +229,7 @@ class Database:
         except psycopg.OperationalError as exc:
             if not conn_error_is_server_side(exc):
                 raise
+            self._mark_down()
             raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
 
 

@@ -35,6 +35,10 @@ POOL_WAIT_SECONDS = Histogram(
 POOL_EXHAUSTED = Counter(
     "raceday_db_pool_exhausted_total", "Connection acquisitions that timed out, per pool.", ("pool",)
 )
+DATABASE_UP = Gauge(
+    "raceday_database_up", "1 while the writer reaches its database, 0 from a lost connection"
+)
+DATABASE_UP.set(1)
 MISSING_PARTITIONS = Counter(
     "raceday_missing_partition_recoveries_total", "Race writes that hit a missing partition and recovered it."
 )

@@ -59,7 +59,10 @@ def handled(
                 return await method(self, request, context)
             except Exception as exc:
                 code, message = classify(exc)
-                if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
+                if isinstance(exc, DatabaseUnavailableError):
+                    # Expected through an outage (once per call): a line, not a traceback.
+                    log_event(logger, "rpc_unavailable", logging.WARNING, rpc=rpc_name, detail=str(exc))
+                elif code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
                     logger.exception("rpc_failed", extra={"rpc": rpc_name, "code": code.name})
                 elif code != grpc.StatusCode.NOT_FOUND:
                     log_event(
