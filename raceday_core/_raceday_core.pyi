@@ -40,6 +40,8 @@ class WriteDocument:
     race_id: str
     polled_at: str
     """RFC 3339 UTC, to the microsecond."""
+    generated_at: str | None
+    """When the TAB generated the poll's data (header.generated_time), RFC 3339 UTC."""
     baseline: bool
     meeting: str
     race: str

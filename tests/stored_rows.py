@@ -6,7 +6,7 @@ Final event as the race's last poll (results, dividends, final pools). A baselin
 first and one poll is delivered twice. It goes to `raceday serve transformer` and `raceday serve
 writer` processes of a tree, as the fetcher sends it, over the gRPC contract every version of
 Raceday speaks; then every table is read back, every column but the bookkeeping instants
-(`created_at`, `updated_at`, `written_at`) that record when a row was written.
+(`created_at`, `updated_at`, `written_at`, `committed_at`) that record when a row was written.
 
     python -m tests.stored_rows --tree DIR --out FILE
 
@@ -48,7 +48,7 @@ from services.common.timestamps import timestamp_from_ms
 from tests.transformer.payloads import open_race_polls, recorded_document
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "stored_rows.json"
-BOOKKEEPING = frozenset({"created_at", "updated_at", "written_at"})
+BOOKKEEPING = frozenset({"created_at", "updated_at", "written_at", "committed_at"})
 # Each table in a stable order: its key, or the insertion order of the series.
 TABLES = {
     "meetings": "meeting_id",

@@ -25,7 +25,7 @@ def add_servicer(
     raw_requests: Collection[str] = (),
     raw_responses: Collection[str] = (),
 ) -> None:
-    """Register every (unary) method of `service` implemented by `servicer`.
+    """Register every method of `service` (unary, or streaming responses) implemented by `servicer`.
 
     Methods named in `raw_requests` receive the request's serialised bytes; those in
     `raw_responses` return serialised bytes.
@@ -35,10 +35,8 @@ def add_servicer(
         raise ValueError(f"{service.full_name} has no method {', '.join(sorted(unknown))}")
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            raise ValueError(
-                f"{service.full_name}.{method.name} is streaming; only unary methods are supported"
-            )
+        if method.client_streaming:
+            raise ValueError(f"{service.full_name}.{method.name} streams requests: not handled here")
         request_class = message_factory.GetMessageClass(method.input_type)
         deserialize: Callable[[bytes], Any] | None = (
             None if method.name in raw_requests else request_class.FromString
@@ -49,7 +47,13 @@ def add_servicer(
             raise ValueError(
                 f"{type(servicer).__name__} does not implement {service.full_name}.{method.name}"
             )
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        # A server-streaming method is an async generator of responses.
+        make_handler = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make_handler(
             implementation, request_deserializer=deserialize, response_serializer=serialize
         )
     # Registered handlers are looked up without the generic dispatch (as the generated code does).

@@ -114,6 +114,9 @@ _RACE_DETAIL: Final[dict[str, Schema]] = {
     "protest": N_BOOLEAN,
     "protest_reason": N_STRING,
     "results_available": BOOLEAN,
+    "last_polled_at": {**N_TIMESTAMP, "description": "The latest stored poll of the race."},
+    "last_generated_at": {**N_TIMESTAMP, "description": "When the TAB generated that poll's data."},
+    "last_committed_at": {**N_TIMESTAMP, "description": "When that poll was committed."},
 }
 
 _NAV: Final[dict[str, Schema]] = {

@@ -125,6 +125,10 @@ def race_detail(race: race_pb2.Race) -> dict[str, Any]:
             "protest": opt(race, "protest"),
             "protest_reason": opt(race, "protest_reason"),
             "results_available": race.results_available,
+            # Additive: the latest stored poll and the age of its data.
+            "last_polled_at": ts(race, "last_polled_at"),
+            "last_generated_at": ts(race, "last_generated_at"),
+            "last_committed_at": ts(race, "last_committed_at"),
         }
     )
     return document

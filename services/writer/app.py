@@ -18,6 +18,7 @@ from services.common.config import Env
 from services.common.database import configured_database_url, database_url
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc, writer_pb2
+from services.writer.changes import ChangeFeed
 from services.writer.db import Database, connect
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.migrate import MigrationError, apply_migrations, pending_migrations
@@ -42,7 +43,8 @@ class WriterApp:
         # (the bootstrap reports SERVING only after start()).
         self.db = Database(self.settings)
         self.maintainer = PartitionMaintainer(self.db)
-        self._writer = WriterServicer(self.db, self.maintainer)
+        self.changes = ChangeFeed(self.db)
+        self._writer = WriterServicer(self.db, self.maintainer, self.changes)
         self._query = QueryServicer(self.db)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
@@ -82,9 +84,11 @@ class WriterApp:
             await self.db.close()
             raise
         self.maintainer.start_nightly()
+        self.changes.start()
 
     async def stop(self) -> None:
-        """Stop the nightly task and close every connection."""
+        """Stop the nightly task and the change feed, close every connection."""
+        await self.changes.stop()
         await self.maintainer.stop()
         await self.db.close()
 

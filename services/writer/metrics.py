@@ -18,6 +18,11 @@ WRITE_SECONDS = Histogram(
     ("kind",),
     buckets=_LATENCY_BUCKETS,
 )
+DATA_AGE_AT_COMMIT = Histogram(
+    "raceday_data_age_at_commit_seconds",
+    "Commit time minus the TAB's generated_time of the poll: how old the data is when it is stored",
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120),
+)
 WRITES = Counter("raceday_writes_total", "Race writes by outcome.", ("outcome",))
 STATE_SECONDS = Histogram(
     "raceday_state_read_seconds", "Duration of one prior-state lookup.", buckets=_LATENCY_BUCKETS

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import date
 
 import grpc
@@ -12,7 +12,9 @@ from services.common.nztime import from_epoch_ms, to_epoch_ms, utc_now
 from services.common.proto.raceday.v1 import writer_pb2
 from services.common.protofields import opt_ts
 from services.common.servicers import add_servicer
+from services.common.timestamps import datetime_to_ts
 from services.writer import jobs
+from services.writer.changes import ChangeFeed
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
 from services.writer.maintenance import PartitionMaintainer
@@ -41,9 +43,11 @@ def add_writer_servicer(servicer: WriterServicer, server: grpc.aio.Server) -> No
 class WriterServicer:
     """gRPC front of the writer's storage operations (WriterService, registered by WriterApp)."""
 
-    def __init__(self, db: Database, maintainer: PartitionMaintainer) -> None:
+    def __init__(self, db: Database, maintainer: PartitionMaintainer, feed: ChangeFeed | None = None) -> None:
         self._db = db
         self._maintainer = maintainer
+        # A feed that is never started announces nothing (tests that do not need the push).
+        self._feed = feed or ChangeFeed(db)
 
     async def _ensure_days(self, days: Iterable[date]) -> object:
         return await self._maintainer.ensure_days(days, reason="missing_partition")
@@ -56,7 +60,7 @@ class WriterServicer:
         WriteRaceUpdateRequest, rendered by the Rust core without a Python message.
         """
         result = await write_race_update(self._db, request, ensure_days=self._ensure_days)
-        return writer_pb2.WriteRaceUpdateResponse(
+        response = writer_pb2.WriteRaceUpdateResponse(
             written=result.written,
             entrants_written=result.entrants_written,
             money_flow_rows=result.money_flow_rows,
@@ -64,6 +68,11 @@ class WriterServicer:
             pools_written=result.pools_written,
             results_written=result.results_written,
         )
+        if result.change_id is not None:
+            response.change_id = result.change_id
+        if result.committed_at is not None:
+            datetime_to_ts(result.committed_at, response.committed_at)
+        return response
 
     @handled("GetRaceState")
     async def GetRaceState(
@@ -145,3 +154,11 @@ class WriterServicer:
         if run.finished_at is not None:
             response.finished_at_ms = to_epoch_ms(run.finished_at)
         return response
+
+    async def WatchRaceChanges(
+        self, request: writer_pb2.WatchRaceChangesRequest, context: Context
+    ) -> AsyncIterator[writer_pb2.RaceChange]:
+        """Every race write committed from now on, until the client goes (or falls behind)."""
+        async with self._feed.subscribe() as subscription:
+            async for change in subscription:
+                yield change

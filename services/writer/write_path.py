@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 import psycopg
@@ -37,9 +37,10 @@ logger = logging.getLogger(__name__)
 EnsureDays = Callable[[Iterable[date]], Awaitable[object]]
 
 WRITE_POLL: Final = """
-SELECT races_written, entrants_written, money_flow_rows, odds_rows, pools_written, results_written
-FROM raceday_write_poll(%s, %s::timestamptz, %s, %s, %s::json, %s::json, %s::json, %s::json, %s::json,
-                        %s::json, %s::json)
+SELECT races_written, entrants_written, money_flow_rows, odds_rows, pools_written, results_written,
+       change_id, committed_at
+FROM raceday_write_poll(%s, %s::timestamptz, %s::timestamptz, %s, %s, %s::json, %s::json, %s::json,
+                        %s::json, %s::json, %s::json, %s::json)
 """
 # Raised by raceday_write_poll when (race_id, polled_at) is already in race_polls.
 ALREADY_WRITTEN_SQLSTATE: Final = "RDDUP"
@@ -56,6 +57,9 @@ class WriteResult:
     pools_written: bool = False
     results_written: bool = False
     races_written: int = 0
+    # The announced change (services/writer/changes.py) and the commit time.
+    change_id: int | None = None
+    committed_at: datetime | None = None
 
 
 def render(request: bytes) -> raceday_core.WriteDocument:
@@ -138,6 +142,9 @@ async def write_race_update(db: Database, request: bytes, *, ensure_days: Ensure
     metrics.WRITES.labels("written" if result.written else "duplicate").inc()
     if result.written:
         _count_rows(result)
+        if document.generated_at is not None and result.committed_at is not None:
+            generated = datetime.fromisoformat(document.generated_at)
+            metrics.DATA_AGE_AT_COMMIT.observe((result.committed_at - generated).total_seconds())
     return result
 
 
@@ -161,6 +168,7 @@ def _params(document: raceday_core.WriteDocument, settings: WriterSettings) -> t
     return (
         document.race_id,
         document.polled_at,
+        document.generated_at,
         document.baseline,
         str(settings.lock_timeout_ms),
         document.meeting,
@@ -185,7 +193,7 @@ async def _write_once(db: Database, document: raceday_core.WriteDocument) -> Wri
         row = await cursor.fetchone()
     if row is None:
         raise RuntimeError("raceday_write_poll returned no row")
-    races, entrants, money_flow, odds, pools, results = row
+    races, entrants, money_flow, odds, pools, results, change_id, committed_at = row
     return WriteResult(
         written=True,
         races_written=races,
@@ -194,4 +202,6 @@ async def _write_once(db: Database, document: raceday_core.WriteDocument) -> Wri
         odds_rows=odds,
         pools_written=pools,
         results_written=results,
+        change_id=change_id,
+        committed_at=committed_at,
     )

@@ -11,6 +11,7 @@ use raceday_core::wire::write;
 pub struct WriteDocument {
     race_id: String,
     polled_at: String,
+    generated_at: Option<String>,
     baseline: bool,
     meeting: String,
     race: String,
@@ -31,6 +32,7 @@ impl From<write::WriteDocument> for WriteDocument {
         Self {
             race_id: d.race_id,
             polled_at: d.polled_at,
+            generated_at: d.generated_at,
             baseline: d.baseline,
             meeting: d.meeting,
             race: d.race,

@@ -14,6 +14,17 @@
 --
 -- A poll that was already written (its (race_id, polled_at) is in race_polls) raises
 -- SQLSTATE RDDUP: the caller rolls back and reports written = false.
+--
+-- Each written poll records when the TAB generated its data and when it was committed, and is
+-- announced on the channel `raceday_changes` (pg_notify is delivered at commit, to every
+-- listening writer): the live push of services/writer/changes.py starts from the commit.
+
+-- When the poll's data was generated upstream (header.generated_time) and when it was committed:
+-- the data age a bettor sees.
+ALTER TABLE race_polls ADD COLUMN generated_at timestamptz, ADD COLUMN committed_at timestamptz;
+
+-- The order of announced changes: a stream client resumes after the last id it saw.
+CREATE SEQUENCE raceday_change_seq AS bigint;
 
 -- Meeting status from its races (storage §1.1): cancelled when every race is abandoned,
 -- completed when every race is final or abandoned, active otherwise. The meeting rows are
@@ -43,6 +54,7 @@ $fn$;
 CREATE FUNCTION raceday_write_poll(
     p_race_id       text,
     p_polled_at     timestamptz,
+    p_generated_at  timestamptz,
     p_baseline      boolean,
     p_lock_timeout  text,
     p_meeting       json,
@@ -57,7 +69,9 @@ CREATE FUNCTION raceday_write_poll(
     OUT money_flow_rows  integer,
     OUT odds_rows        integer,
     OUT pools_written    boolean,
-    OUT results_written  boolean
+    OUT results_written  boolean,
+    OUT change_id        bigint,
+    OUT committed_at     timestamptz
 )
 LANGUAGE plpgsql
 AS $fn$
@@ -173,8 +187,9 @@ BEGIN
            COALESCE((p_race->>'protest')::boolean, t.protest));
     GET DIAGNOSTICS races_written = ROW_COUNT;
 
-    -- The poll's identity: a second delivery of this update writes nothing.
-    INSERT INTO race_polls (race_id, polled_at, baseline) VALUES (p_race_id, p_polled_at, p_baseline)
+    -- The poll's identity: a second delivery of this update finds it and writes nothing.
+    INSERT INTO race_polls (race_id, polled_at, baseline, generated_at)
+    VALUES (p_race_id, p_polled_at, p_baseline, p_generated_at)
     ON CONFLICT (race_id, polled_at) DO NOTHING;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     IF v_rows = 0 THEN
@@ -406,5 +421,16 @@ BEGIN
     IF v_previous_status IS DISTINCT FROM v_status THEN
         PERFORM raceday_recompute_meeting_status(ARRAY[v_meeting_id]);
     END IF;
+
+    -- When the poll was committed: now, the function's last write (the commit follows at once).
+    committed_at := clock_timestamp();
+    UPDATE race_polls SET committed_at = raceday_write_poll.committed_at
+    WHERE race_id = p_race_id AND polled_at = p_polled_at;
+
+    change_id := nextval('raceday_change_seq');
+    PERFORM pg_notify('raceday_changes', json_build_object(
+        'id', change_id, 'race_id', p_race_id, 'meeting_id', v_meeting_id, 'polled_at', p_polled_at,
+        'generated_at', p_generated_at, 'committed_at', committed_at, 'status', v_status,
+        'money_flow_rows', money_flow_rows, 'odds_rows', odds_rows, 'baseline', p_baseline)::text);
 END
 $fn$;

@@ -27,6 +27,18 @@ UPCOMING_LIMIT_MAX = 100
 MEETING_EXISTS_SQL: Final = "SELECT 1 FROM meetings WHERE meeting_id = %(meeting_id)s"
 LIST_RACES_SQL: Final = RACE_SELECT + "WHERE r.meeting_id = %(meeting_id)s ORDER BY r.race_number, r.race_id"
 GET_RACE_SQL: Final = RACE_SELECT + "WHERE r.race_id = %(race_id)s"
+# One race with its latest stored poll: how fresh its data is.
+GET_RACE_WITH_POLL_SQL: Final = (
+    "SELECT one.*, p.polled_at AS last_polled_at, p.generated_at AS last_generated_at,"
+    " p.committed_at AS last_committed_at FROM ("
+    + GET_RACE_SQL
+    + """) AS one
+LEFT JOIN LATERAL (
+    SELECT polled_at, generated_at, committed_at FROM race_polls
+    WHERE race_polls.race_id = one.race_id ORDER BY polled_at DESC LIMIT 1
+) AS p ON true
+"""
+)
 
 # Neighbours within the race's NZ racing day; the start_time range lets races_start_time_idx
 # drive the scan, the row comparison applies the full ordering key.
@@ -110,9 +122,10 @@ async def list_races(db: Database, meeting_id: str) -> list[race_pb2.Race]:
 
 
 async def get_race(db: Database, race_id: str) -> race_pb2.Race:
-    """One race with its summary fields; NotFoundError when unknown."""
+    """One race with its summary fields and its latest poll; NotFoundError when unknown."""
     require_id(race_id, "race_id")
-    return race_from_row(await fetch_found(db, GET_RACE_SQL, {"race_id": race_id}, "Race not found"))
+    row = await fetch_found(db, GET_RACE_WITH_POLL_SQL, {"race_id": race_id}, "Race not found")
+    return race_from_row(row)
 
 
 async def get_navigation(db: Database, race_id: str, now: datetime) -> Navigation:

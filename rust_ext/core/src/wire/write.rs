@@ -49,6 +49,8 @@ pub struct WriteDocument {
     pub race_id: String,
     /// The poll's identity with the race id, RFC 3339 UTC.
     pub polled_at: String,
+    /// When the TAB generated the poll's data (`header.generated_time`), RFC 3339 UTC.
+    pub generated_at: Option<String>,
     /// Entities, pools and results only: no time series, no money-flow columns.
     pub baseline: bool,
     /// `{...}`: the minimal meeting.
@@ -119,6 +121,11 @@ pub fn render(update: &pb::RaceUpdate, baseline: bool) -> Res<WriteDocument> {
     let mut doc = WriteDocument {
         race_id: race_id.to_owned(),
         polled_at: polled_at.text.clone(),
+        generated_at: update
+            .source_generated_at
+            .as_ref()
+            .map(|ts| Instant::of(ts, "source_generated_at").map(|i| i.text))
+            .transpose()?,
         baseline,
         meeting: meeting_doc,
         race: race_doc,

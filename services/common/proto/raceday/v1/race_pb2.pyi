@@ -179,6 +179,9 @@ class Race(_message.Message):
     RESULTS_AVAILABLE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_POLLED_AT_FIELD_NUMBER: _builtins.int
+    LAST_GENERATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_COMMITTED_AT_FIELD_NUMBER: _builtins.int
     race_id: _builtins.str
     meeting_id: _builtins.str
     race_number: _builtins.int
@@ -225,6 +228,16 @@ class Race(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_polled_at(self) -> _timestamp_pb2.Timestamp:
+        """Read side, one race: its latest stored poll, when the TAB generated that data and when it
+        was committed (the data's age).
+        """
+
+    @_builtins.property
+    def last_generated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_committed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -264,10 +277,13 @@ class Race(_message.Message):
         results_available: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        last_polled_at: _timestamp_pb2.Timestamp | None = ...,
+        last_generated_at: _timestamp_pb2.Timestamp | None = ...,
+        last_committed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_actual_start", b"_actual_start", "_country", b"_country", "_created_at", b"_created_at", "_distance", b"_distance", "_entrant_count", b"_entrant_count", "_field_size", b"_field_size", "_meeting_name", b"_meeting_name", "_positions_paid", b"_positions_paid", "_protest", b"_protest", "_protest_reason", b"_protest_reason", "_race_class", b"_race_class", "_race_type", b"_race_type", "_rail_position", b"_rail_position", "_silk_base_url", b"_silk_base_url", "_silk_url", b"_silk_url", "_start_time_nz", b"_start_time_nz", "_state", b"_state", "_status_raw", b"_status_raw", "_total_prize_money", b"_total_prize_money", "_tote_start_time", b"_tote_start_time", "_track_condition", b"_track_condition", "_track_direction", b"_track_direction", "_track_surface", b"_track_surface", "_type", b"_type", "_updated_at", b"_updated_at", "_weather", b"_weather", "actual_start", b"actual_start", "country", b"country", "created_at", b"created_at", "distance", b"distance", "entrant_count", b"entrant_count", "field_size", b"field_size", "meeting_name", b"meeting_name", "positions_paid", b"positions_paid", "protest", b"protest", "protest_reason", b"protest_reason", "race_class", b"race_class", "race_type", b"race_type", "rail_position", b"rail_position", "silk_base_url", b"silk_base_url", "silk_url", b"silk_url", "start_time", b"start_time", "start_time_nz", b"start_time_nz", "state", b"state", "status_raw", b"status_raw", "total_prize_money", b"total_prize_money", "tote_start_time", b"tote_start_time", "track_condition", b"track_condition", "track_direction", b"track_direction", "track_surface", b"track_surface", "type", b"type", "updated_at", b"updated_at", "weather", b"weather"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_actual_start", b"_actual_start", "_country", b"_country", "_created_at", b"_created_at", "_distance", b"_distance", "_entrant_count", b"_entrant_count", "_field_size", b"_field_size", "_last_committed_at", b"_last_committed_at", "_last_generated_at", b"_last_generated_at", "_last_polled_at", b"_last_polled_at", "_meeting_name", b"_meeting_name", "_positions_paid", b"_positions_paid", "_protest", b"_protest", "_protest_reason", b"_protest_reason", "_race_class", b"_race_class", "_race_type", b"_race_type", "_rail_position", b"_rail_position", "_silk_base_url", b"_silk_base_url", "_silk_url", b"_silk_url", "_start_time_nz", b"_start_time_nz", "_state", b"_state", "_status_raw", b"_status_raw", "_total_prize_money", b"_total_prize_money", "_tote_start_time", b"_tote_start_time", "_track_condition", b"_track_condition", "_track_direction", b"_track_direction", "_track_surface", b"_track_surface", "_type", b"_type", "_updated_at", b"_updated_at", "_weather", b"_weather", "actual_start", b"actual_start", "country", b"country", "created_at", b"created_at", "distance", b"distance", "entrant_count", b"entrant_count", "field_size", b"field_size", "last_committed_at", b"last_committed_at", "last_generated_at", b"last_generated_at", "last_polled_at", b"last_polled_at", "meeting_name", b"meeting_name", "positions_paid", b"positions_paid", "protest", b"protest", "protest_reason", b"protest_reason", "race_class", b"race_class", "race_type", b"race_type", "rail_position", b"rail_position", "silk_base_url", b"silk_base_url", "silk_url", b"silk_url", "start_time", b"start_time", "start_time_nz", b"start_time_nz", "state", b"state", "status_raw", b"status_raw", "total_prize_money", b"total_prize_money", "tote_start_time", b"tote_start_time", "track_condition", b"track_condition", "track_direction", b"track_direction", "track_surface", b"track_surface", "type", b"type", "updated_at", b"updated_at", "weather", b"weather"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_actual_start", b"_actual_start", "_country", b"_country", "_created_at", b"_created_at", "_distance", b"_distance", "_entrant_count", b"_entrant_count", "_field_size", b"_field_size", "_meeting_name", b"_meeting_name", "_positions_paid", b"_positions_paid", "_protest", b"_protest", "_protest_reason", b"_protest_reason", "_race_class", b"_race_class", "_race_type", b"_race_type", "_rail_position", b"_rail_position", "_silk_base_url", b"_silk_base_url", "_silk_url", b"_silk_url", "_start_time_nz", b"_start_time_nz", "_state", b"_state", "_status_raw", b"_status_raw", "_total_prize_money", b"_total_prize_money", "_tote_start_time", b"_tote_start_time", "_track_condition", b"_track_condition", "_track_direction", b"_track_direction", "_track_surface", b"_track_surface", "_type", b"_type", "_updated_at", b"_updated_at", "_weather", b"_weather", "actual_start", b"actual_start", "country", b"country", "created_at", b"created_at", "distance", b"distance", "entrant_count", b"entrant_count", "field_size", b"field_size", "meeting_id", b"meeting_id", "meeting_name", b"meeting_name", "name", b"name", "positions_paid", b"positions_paid", "protest", b"protest", "protest_reason", b"protest_reason", "race_class", b"race_class", "race_date_nz", b"race_date_nz", "race_id", b"race_id", "race_number", b"race_number", "race_type", b"race_type", "rail_position", b"rail_position", "results_available", b"results_available", "runner_count", b"runner_count", "silk_base_url", b"silk_base_url", "silk_url", b"silk_url", "start_time", b"start_time", "start_time_nz", b"start_time_nz", "state", b"state", "status", b"status", "status_raw", b"status_raw", "total_prize_money", b"total_prize_money", "tote_start_time", b"tote_start_time", "track_condition", b"track_condition", "track_direction", b"track_direction", "track_surface", b"track_surface", "type", b"type", "updated_at", b"updated_at", "video_channels", b"video_channels", "weather", b"weather"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_actual_start", b"_actual_start", "_country", b"_country", "_created_at", b"_created_at", "_distance", b"_distance", "_entrant_count", b"_entrant_count", "_field_size", b"_field_size", "_last_committed_at", b"_last_committed_at", "_last_generated_at", b"_last_generated_at", "_last_polled_at", b"_last_polled_at", "_meeting_name", b"_meeting_name", "_positions_paid", b"_positions_paid", "_protest", b"_protest", "_protest_reason", b"_protest_reason", "_race_class", b"_race_class", "_race_type", b"_race_type", "_rail_position", b"_rail_position", "_silk_base_url", b"_silk_base_url", "_silk_url", b"_silk_url", "_start_time_nz", b"_start_time_nz", "_state", b"_state", "_status_raw", b"_status_raw", "_total_prize_money", b"_total_prize_money", "_tote_start_time", b"_tote_start_time", "_track_condition", b"_track_condition", "_track_direction", b"_track_direction", "_track_surface", b"_track_surface", "_type", b"_type", "_updated_at", b"_updated_at", "_weather", b"_weather", "actual_start", b"actual_start", "country", b"country", "created_at", b"created_at", "distance", b"distance", "entrant_count", b"entrant_count", "field_size", b"field_size", "last_committed_at", b"last_committed_at", "last_generated_at", b"last_generated_at", "last_polled_at", b"last_polled_at", "meeting_id", b"meeting_id", "meeting_name", b"meeting_name", "name", b"name", "positions_paid", b"positions_paid", "protest", b"protest", "protest_reason", b"protest_reason", "race_class", b"race_class", "race_date_nz", b"race_date_nz", "race_id", b"race_id", "race_number", b"race_number", "race_type", b"race_type", "rail_position", b"rail_position", "results_available", b"results_available", "runner_count", b"runner_count", "silk_base_url", b"silk_base_url", "silk_url", b"silk_url", "start_time", b"start_time", "start_time_nz", b"start_time_nz", "state", b"state", "status", b"status", "status_raw", b"status_raw", "total_prize_money", b"total_prize_money", "tote_start_time", b"tote_start_time", "track_condition", b"track_condition", "track_direction", b"track_direction", "track_surface", b"track_surface", "type", b"type", "updated_at", b"updated_at", "video_channels", b"video_channels", "weather", b"weather"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__actual_start: _TypeAlias = _typing.Literal["actual_start"]  # noqa: Y015
     _WhichOneofArgType__actual_start: _TypeAlias = _typing.Literal["_actual_start", b"_actual_start"]  # noqa: Y015
@@ -281,6 +297,12 @@ class Race(_message.Message):
     _WhichOneofArgType__entrant_count: _TypeAlias = _typing.Literal["_entrant_count", b"_entrant_count"]  # noqa: Y015
     _WhichOneofReturnType__field_size: _TypeAlias = _typing.Literal["field_size"]  # noqa: Y015
     _WhichOneofArgType__field_size: _TypeAlias = _typing.Literal["_field_size", b"_field_size"]  # noqa: Y015
+    _WhichOneofReturnType__last_committed_at: _TypeAlias = _typing.Literal["last_committed_at"]  # noqa: Y015
+    _WhichOneofArgType__last_committed_at: _TypeAlias = _typing.Literal["_last_committed_at", b"_last_committed_at"]  # noqa: Y015
+    _WhichOneofReturnType__last_generated_at: _TypeAlias = _typing.Literal["last_generated_at"]  # noqa: Y015
+    _WhichOneofArgType__last_generated_at: _TypeAlias = _typing.Literal["_last_generated_at", b"_last_generated_at"]  # noqa: Y015
+    _WhichOneofReturnType__last_polled_at: _TypeAlias = _typing.Literal["last_polled_at"]  # noqa: Y015
+    _WhichOneofArgType__last_polled_at: _TypeAlias = _typing.Literal["_last_polled_at", b"_last_polled_at"]  # noqa: Y015
     _WhichOneofReturnType__meeting_name: _TypeAlias = _typing.Literal["meeting_name"]  # noqa: Y015
     _WhichOneofArgType__meeting_name: _TypeAlias = _typing.Literal["_meeting_name", b"_meeting_name"]  # noqa: Y015
     _WhichOneofReturnType__positions_paid: _TypeAlias = _typing.Literal["positions_paid"]  # noqa: Y015
@@ -333,6 +355,12 @@ class Race(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__entrant_count) -> _WhichOneofReturnType__entrant_count | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__field_size) -> _WhichOneofReturnType__field_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_committed_at) -> _WhichOneofReturnType__last_committed_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_generated_at) -> _WhichOneofReturnType__last_generated_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_polled_at) -> _WhichOneofReturnType__last_polled_at | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__meeting_name) -> _WhichOneofReturnType__meeting_name | None: ...
     @_typing.overload

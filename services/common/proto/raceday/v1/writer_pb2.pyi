@@ -54,6 +54,8 @@ class WriteRaceUpdateResponse(_message.Message):
     ODDS_ROWS_FIELD_NUMBER: _builtins.int
     POOLS_WRITTEN_FIELD_NUMBER: _builtins.int
     RESULTS_WRITTEN_FIELD_NUMBER: _builtins.int
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    COMMITTED_AT_FIELD_NUMBER: _builtins.int
     written: _builtins.bool
     """False when this update had already been written (nothing was written again)."""
     entrants_written: _builtins.int
@@ -61,6 +63,10 @@ class WriteRaceUpdateResponse(_message.Message):
     odds_rows: _builtins.int
     pools_written: _builtins.bool
     results_written: _builtins.bool
+    change_id: _builtins.int
+    """The change announced for this write (see WatchRaceChanges) and its commit time."""
+    @_builtins.property
+    def committed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -70,14 +76,96 @@ class WriteRaceUpdateResponse(_message.Message):
         odds_rows: _builtins.int = ...,
         pools_written: _builtins.bool = ...,
         results_written: _builtins.bool = ...,
+        change_id: _builtins.int | None = ...,
+        committed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_change_id", b"_change_id", "_committed_at", b"_committed_at", "change_id", b"change_id", "committed_at", b"committed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_change_id", b"_change_id", "_committed_at", b"_committed_at", "change_id", b"change_id", "committed_at", b"committed_at", "entrants_written", b"entrants_written", "money_flow_rows", b"money_flow_rows", "odds_rows", b"odds_rows", "pools_written", b"pools_written", "results_written", b"results_written", "written", b"written"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__change_id: _TypeAlias = _typing.Literal["change_id"]  # noqa: Y015
+    _WhichOneofArgType__change_id: _TypeAlias = _typing.Literal["_change_id", b"_change_id"]  # noqa: Y015
+    _WhichOneofReturnType__committed_at: _TypeAlias = _typing.Literal["committed_at"]  # noqa: Y015
+    _WhichOneofArgType__committed_at: _TypeAlias = _typing.Literal["_committed_at", b"_committed_at"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__change_id) -> _WhichOneofReturnType__change_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__committed_at) -> _WhichOneofReturnType__committed_at | None: ...
+
+Global___WriteRaceUpdateResponse: _TypeAlias = WriteRaceUpdateResponse  # noqa: Y015
+
+@_typing.final
+class WatchRaceChangesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entrants_written", b"entrants_written", "money_flow_rows", b"money_flow_rows", "odds_rows", b"odds_rows", "pools_written", b"pools_written", "results_written", b"results_written", "written", b"written"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___WriteRaceUpdateResponse: _TypeAlias = WriteRaceUpdateResponse  # noqa: Y015
+Global___WatchRaceChangesRequest: _TypeAlias = WatchRaceChangesRequest  # noqa: Y015
+
+@_typing.final
+class RaceChange(_message.Message):
+    """One committed race write."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    RACE_ID_FIELD_NUMBER: _builtins.int
+    MEETING_ID_FIELD_NUMBER: _builtins.int
+    POLLED_AT_FIELD_NUMBER: _builtins.int
+    GENERATED_AT_FIELD_NUMBER: _builtins.int
+    COMMITTED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MONEY_FLOW_ROWS_FIELD_NUMBER: _builtins.int
+    ODDS_ROWS_FIELD_NUMBER: _builtins.int
+    BASELINE_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Increasing in the order writes were announced; a client resumes after the last it saw."""
+    race_id: _builtins.str
+    meeting_id: _builtins.str
+    status: _builtins.str
+    """The race's status after the write."""
+    money_flow_rows: _builtins.int
+    odds_rows: _builtins.int
+    baseline: _builtins.bool
+    """A baseline write (entities, pools and results; no time series)."""
+    @_builtins.property
+    def polled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def generated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the TAB generated the poll's data (header.generated_time), when known."""
+
+    @_builtins.property
+    def committed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        race_id: _builtins.str = ...,
+        meeting_id: _builtins.str = ...,
+        polled_at: _timestamp_pb2.Timestamp | None = ...,
+        generated_at: _timestamp_pb2.Timestamp | None = ...,
+        committed_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+        money_flow_rows: _builtins.int = ...,
+        odds_rows: _builtins.int = ...,
+        baseline: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at", "committed_at", b"committed_at", "generated_at", b"generated_at", "polled_at", b"polled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at", "baseline", b"baseline", "committed_at", b"committed_at", "generated_at", b"generated_at", "id", b"id", "meeting_id", b"meeting_id", "money_flow_rows", b"money_flow_rows", "odds_rows", b"odds_rows", "polled_at", b"polled_at", "race_id", b"race_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__generated_at: _TypeAlias = _typing.Literal["generated_at"]  # noqa: Y015
+    _WhichOneofArgType__generated_at: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__generated_at) -> _WhichOneofReturnType__generated_at | None: ...
+
+Global___RaceChange: _TypeAlias = RaceChange  # noqa: Y015
 
 @_typing.final
 class GetRaceStateRequest(_message.Message):

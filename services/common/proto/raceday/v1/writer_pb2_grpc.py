@@ -66,6 +66,11 @@ class WriterServiceStub:
                 request_serializer=raceday_dot_v1_dot_writer__pb2.GetJobRunRequest.SerializeToString,
                 response_deserializer=raceday_dot_v1_dot_writer__pb2.GetJobRunResponse.FromString,
                 _registered_method=True)
+        self.WatchRaceChanges = channel.unary_stream(
+                '/raceday.v1.WriterService/WatchRaceChanges',
+                request_serializer=raceday_dot_v1_dot_writer__pb2.WatchRaceChangesRequest.SerializeToString,
+                response_deserializer=raceday_dot_v1_dot_writer__pb2.RaceChange.FromString,
+                _registered_method=True)
 
 
 class WriterServiceServicer:
@@ -115,6 +120,13 @@ class WriterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRaceChanges(self, request, context):
+        """Every race write committed by any writer from now on, as it is committed (the live push).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WriterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +159,11 @@ def add_WriterServiceServicer_to_server(servicer, server):
                     servicer.GetJobRun,
                     request_deserializer=raceday_dot_v1_dot_writer__pb2.GetJobRunRequest.FromString,
                     response_serializer=raceday_dot_v1_dot_writer__pb2.GetJobRunResponse.SerializeToString,
+            ),
+            'WatchRaceChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRaceChanges,
+                    request_deserializer=raceday_dot_v1_dot_writer__pb2.WatchRaceChangesRequest.FromString,
+                    response_serializer=raceday_dot_v1_dot_writer__pb2.RaceChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +330,33 @@ class WriterService:
             '/raceday.v1.WriterService/GetJobRun',
             raceday_dot_v1_dot_writer__pb2.GetJobRunRequest.SerializeToString,
             raceday_dot_v1_dot_writer__pb2.GetJobRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRaceChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/raceday.v1.WriterService/WatchRaceChanges',
+            raceday_dot_v1_dot_writer__pb2.WatchRaceChangesRequest.SerializeToString,
+            raceday_dot_v1_dot_writer__pb2.RaceChange.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,8 @@ class WriterServiceStub:
     """Records a day-level job run (baseline, backfill) in job_runs."""
     GetJobRun: _grpc.UnaryUnaryMultiCallable[_writer_pb2.GetJobRunRequest, _writer_pb2.GetJobRunResponse]
     """The latest run of a job for a key, if any."""
+    WatchRaceChanges: _grpc.UnaryStreamMultiCallable[_writer_pb2.WatchRaceChangesRequest, _writer_pb2.RaceChange]
+    """Every race write committed by any writer from now on, as it is committed (the live push)."""
 
 @_typing.type_check_only
 class WriterServiceAsyncStub(WriterServiceStub):
@@ -67,6 +69,8 @@ class WriterServiceAsyncStub(WriterServiceStub):
     """Records a day-level job run (baseline, backfill) in job_runs."""
     GetJobRun: _aio.UnaryUnaryMultiCallable[_writer_pb2.GetJobRunRequest, _writer_pb2.GetJobRunResponse]  # type: ignore[assignment]
     """The latest run of a job for a key, if any."""
+    WatchRaceChanges: _aio.UnaryStreamMultiCallable[_writer_pb2.WatchRaceChangesRequest, _writer_pb2.RaceChange]  # type: ignore[assignment]
+    """Every race write committed by any writer from now on, as it is committed (the live push)."""
 
 class WriterServiceServicer(metaclass=_abc_1.ABCMeta):
     """The only component that touches PostgreSQL: the write path and the state lookups.
@@ -120,5 +124,13 @@ class WriterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_writer_pb2.GetJobRunResponse, _abc.Awaitable[_writer_pb2.GetJobRunResponse]]:
         """The latest run of a job for a key, if any."""
+
+    @_abc_1.abstractmethod
+    def WatchRaceChanges(
+        self,
+        request: _writer_pb2.WatchRaceChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_writer_pb2.RaceChange], _abc.AsyncIterator[_writer_pb2.RaceChange]]:
+        """Every race write committed by any writer from now on, as it is committed (the live push)."""
 
 def add_WriterServiceServicer_to_server(servicer: WriterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
