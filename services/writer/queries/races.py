@@ -28,8 +28,9 @@ MEETING_EXISTS_SQL: Final = "SELECT 1 FROM meetings WHERE meeting_id = %(meeting
 LIST_RACES_SQL: Final = RACE_SELECT + "WHERE r.meeting_id = %(meeting_id)s ORDER BY r.race_number, r.race_id"
 GET_RACE_SQL: Final = RACE_SELECT + "WHERE r.race_id = %(race_id)s"
 # One race with its latest stored poll: how fresh its data is.
+# Built from constant fragments only (the id is a parameter).
 GET_RACE_WITH_POLL_SQL: Final = (
-    "SELECT one.*, p.polled_at AS last_polled_at, p.generated_at AS last_generated_at,"
+    "SELECT one.*, p.polled_at AS last_polled_at, p.generated_at AS last_generated_at,"  # noqa: S608
     " p.committed_at AS last_committed_at FROM ("
     + GET_RACE_SQL
     + """) AS one
