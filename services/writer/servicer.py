@@ -160,5 +160,7 @@ class WriterServicer:
     ) -> AsyncIterator[writer_pb2.RaceChange]:
         """Every race write committed from now on, until the client goes (or falls behind)."""
         async with self._feed.subscribe() as subscription:
+            # Tells the client at once that its subscription is in place.
+            await context.send_initial_metadata(())
             async for change in subscription:
                 yield change
