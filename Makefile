@@ -37,7 +37,7 @@ browser:
 	@if command -v chromium >/dev/null 2>&1 || [ -n "$${RACEDAY_CHROMIUM:-}" ]; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "==> installing Chromium for the dashboard's browser tests (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
 	else echo "==> no Chromium and no root to install it: the browser tests will be skipped"; fi
 
 test-rust:
