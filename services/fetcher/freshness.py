@@ -131,6 +131,7 @@ def _summary(ages: list[float]) -> dict[str, Any]:
     return {
         "polls": len(ordered),
         "median_s": round(statistics.median(ordered), 3),
+        "mean_s": round(statistics.fmean(ordered), 3),
         "p90_s": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 3),
         "max_s": round(ordered[-1], 3),
     }
@@ -177,11 +178,12 @@ def run(args: argparse.Namespace) -> int:
             server_url = start_embedded_postgres(Path(scratch) / "postgres", cleanup_mode="delete")
         report = _compare(args, server_url, Path(scratch))
     print("\ndata age at commit (commit − TAB generated_time), polls in the last 5 min before the start:")
-    print(f"{'mode':<15}{'polls':>7}{'median s':>10}{'p90 s':>8}{'max s':>8}")
+    print(f"{'mode':<15}{'polls':>7}{'median s':>10}{'mean s':>8}{'p90 s':>8}{'max s':>8}")
     for mode, figures in report.items():
         if figures["polls"]:
             print(
-                f"{mode:<15}{figures['polls']:>7}{figures['median_s']:>10}{figures['p90_s']:>8}{figures['max_s']:>8}"
+                f"{mode:<15}{figures['polls']:>7}{figures['median_s']:>10}{figures['mean_s']:>8}"
+                f"{figures['p90_s']:>8}{figures['max_s']:>8}"
             )
         else:
             print(f"{mode:<15}{0:>7}")
