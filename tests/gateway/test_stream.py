@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 
+from services.common.health import wait_serving
+from services.common.net import free_port
+from services.common.nztime import utc_now
 from services.common.proto.raceday.v1 import writer_pb2_grpc
+from services.common.supervisor import ProcessSpec, Supervisor
 from services.gateway import sample
-from services.gateway.app import GatewayApp
 from services.gateway.stream import Change, ChangeHub
-from tests.gateway.conftest import running_stack, seed_day, start_service
+from tests.e2e.stack import http_get, metric_values, wait_for
+from tests.gateway.conftest import BASE_ENV
 
 
 @dataclass
@@ -61,24 +68,74 @@ async def sse(base_url: str, params: dict[str, str]) -> AsyncIterator[httpx.Resp
         yield response
 
 
+def _race_builders(prefix: str) -> list[sample.RaceBuilder]:
+    now = utc_now()
+    meeting = sample.build_meeting(f"{prefix}-m", "Replica Park", now)
+    builders = []
+    for number in (1, 2):
+        start = now + timedelta(minutes=20 * number)
+        race = sample.build_race(meeting, f"{prefix}-r{number}", number, start, field_size=6)
+        builders.append(sample.RaceBuilder(meeting, race, sample.build_runners(race.race_id, 6), start))
+    return builders
+
+
+def _upstream_connected(metrics_url: str) -> bool:
+    status, text = http_get(metrics_url)
+    return status == 200 and metric_values(text, "raceday_stream_upstream_connected").get("") == 1.0
+
+
 async def test_two_writers_and_two_gateways_deliver_every_commit_to_every_client_once(
-    fresh_database_url: str,
+    fresh_database_url: str, tmp_path: Path
 ) -> None:
-    async with running_stack(fresh_database_url) as stack:
-        day = await seed_day(stack, "push")
-        second_writer = await start_service("writer", stack.environ)
-        second_env = {**stack.environ, "RACEDAY_WRITER_ADDR": f"127.0.0.1:{second_writer.running.grpc_port}"}
-        second_gateway = await start_service("gateway", second_env)
-        channel = grpc.aio.insecure_channel(second_env["RACEDAY_WRITER_ADDR"])
+    # Four processes on loopback: gateway A follows writer A, gateway B writer B; polls are committed
+    # through both writers, and every client of either gateway must see each commit once.
+    common = {
+        **os.environ,
+        **BASE_ENV,
+        "RACEDAY_DATABASE_URL": fresh_database_url,
+        "RACEDAY_TRANSFORMER_ADDR": f"127.0.0.1:{free_port()}",
+        "RACEDAY_FETCHER_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    raceday = [sys.executable, "-m", "services.cli", "serve"]
+    supervisor = Supervisor()
+    writer_ports, http_ports, metrics_urls = [], [], []
+    try:
+        for replica in ("a", "b"):
+            port = free_port()
+            env = {
+                **common,
+                "RACEDAY_WRITER_PORT": str(port),
+                "RACEDAY_WRITER_METRICS_PORT": str(free_port()),
+            }
+            await supervisor.start(
+                ProcessSpec(f"writer-{replica}", [*raceday, "writer"], env, tmp_path / "w.log")
+            )
+            await wait_serving(f"127.0.0.1:{port}", timeout_s=60)
+            writer_ports.append(port)
+        for replica, writer_port in zip(("a", "b"), writer_ports, strict=True):
+            grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+            env = {
+                **common,
+                "RACEDAY_WRITER_ADDR": f"127.0.0.1:{writer_port}",
+                "RACEDAY_GATEWAY_PORT": str(grpc_port),
+                "RACEDAY_GATEWAY_HTTP_PORT": str(http_port),
+                "RACEDAY_GATEWAY_METRICS_PORT": str(metrics_port),
+            }
+            await supervisor.start(
+                ProcessSpec(f"gateway-{replica}", [*raceday, "gateway"], env, tmp_path / "g.log")
+            )
+            await wait_serving(f"127.0.0.1:{grpc_port}", timeout_s=60)
+            http_ports.append(http_port)
+            metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
+        for url in metrics_urls:
+            await asyncio.to_thread(
+                wait_for, lambda url=url: _upstream_connected(url), 60, "the gateway's change feed"
+            )
+        live, other = _race_builders("replicas")
+        urls = [f"http://127.0.0.1:{port}" for port in http_ports]
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in writer_ports]
         try:
-            gateways = [stack.gateway, second_gateway.app]
-            assert all(isinstance(g, GatewayApp) and g.hub is not None for g in gateways)
-            hubs = [g.hub for g in gateways if isinstance(g, GatewayApp) and g.hub is not None]
-            for hub in hubs:
-                await asyncio.wait_for(hub.connected.wait(), timeout=30)
-            live = day.races[day.live_race]
-            future = day.races[day.future_race]
-            urls = [f"http://127.0.0.1:{g.http_port}" for g in gateways if isinstance(g, GatewayApp)]
+            writers = [writer_pb2_grpc.WriterServiceStub(channel) for channel in channels]
             async with (
                 sse(urls[0], {}) as everything_a,
                 sse(urls[0], {"race_id": live.race.race_id}) as live_a,
@@ -86,33 +143,35 @@ async def test_two_writers_and_two_gateways_deliver_every_commit_to_every_client
                 sse(urls[1], {"raceIds": f"{live.race.race_id},nothing-else"}) as live_b,
             ):
                 # The handler subscribes before it answers, so every stream is registered by now.
-                assert all(len(hub.clients) == 2 for hub in hubs)
                 readers = [
                     asyncio.create_task(read_events(everything_a, 6)),
                     asyncio.create_task(read_events(live_a, 3)),
                     asyncio.create_task(read_events(everything_b, 6)),
                     asyncio.create_task(read_events(live_b, 3)),
                 ]
-                writers = [stack.writer, writer_pb2_grpc.WriterServiceStub(channel)]
-                holds = sample.holds_for(live.runners, 20)
                 for step in range(3):
-                    polled_at = stack.now + timedelta(seconds=step + 1)
-                    for builder, writer in ((live, writers[step % 2]), (future, writers[(step + 1) % 2])):
-                        await sample.write(
-                            writer, builder.poll(polled_at, holds=holds, win_pool=900_000, place_pool=300_000)
+                    polled_at = utc_now()
+                    for builder, writer in ((live, writers[step % 2]), (other, writers[(step + 1) % 2])):
+                        update = builder.poll(
+                            polled_at,
+                            holds=sample.holds_for(builder.runners, step),
+                            win_pool=900_000,
+                            place_pool=300_000,
                         )
+                        await sample.write(writer, update)
                 seen = await asyncio.wait_for(asyncio.gather(*readers), timeout=60)
         finally:
-            await channel.close()
-            await second_gateway.stop()
-            await second_writer.stop()
+            for channel in channels:
+                await channel.close()
+    finally:
+        await supervisor.stop()
 
     everything = [seen[0], seen[2]]
     live_only = [seen[1], seen[3]]
     for events in everything:
         ids = [event.id for event in events if event.id is not None]
         assert len(ids) == len(set(ids)) == 6 and ids == sorted(ids)
-        assert {event.data["race_id"] for event in events} == {live.race.race_id, future.race.race_id}
+        assert {event.data["race_id"] for event in events} == {live.race.race_id, other.race.race_id}
     assert [e.id for e in seen[0]] == [e.id for e in seen[2]]
     for events in live_only:
         assert [event.data["race_id"] for event in events] == [live.race.race_id] * 3
