@@ -2,8 +2,12 @@
 #
 # Raceday container image: one image, four services.
 #
+#   make image                       (buildah; builds local stand-ins for absent base images)
 #   docker build -t raceday:0.1.0 .
 #   docker run --rm raceday:0.1.0 serve transformer
+#
+# The base images are build arguments: tools/image/make-bases.sh builds stand-ins from Debian
+# packages on machines that cannot pull the official ones (docs/deploy.md).
 #
 # Stage 1 (rust)    : the official Rust toolchain, only used as a source of cargo/rustc.
 # Stage 2 (builder) : Python 3.11 + Rust; builds the raceday wheel (maturin, release profile)
@@ -44,10 +48,17 @@ WORKDIR /src
 COPY . .
 
 # The raceday wheel (maturin via PEP 517) plus wheels for all of its dependencies, so the
-# runtime stage installs offline and never needs a compiler.
+# runtime stage installs offline and never needs a compiler. A build behind a TLS-intercepting
+# proxy passes its CA bundle as the build secret `ca_bundle` (`make image` passes the host's);
+# it is mounted for this step only and never becomes a layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/rust_ext/target \
-    pip wheel --wheel-dir /wheels .
+    --mount=type=secret,id=ca_bundle,target=/run/secrets/ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then \
+      export PIP_CERT=/run/secrets/ca_bundle CARGO_HTTP_CAINFO=/run/secrets/ca_bundle \
+             SSL_CERT_FILE=/run/secrets/ca_bundle; \
+    fi \
+    && pip wheel --wheel-dir /wheels .
 
 
 FROM ${PYTHON_IMAGE} AS runtime
