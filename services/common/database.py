@@ -43,7 +43,7 @@ def import_pgserver() -> types.ModuleType:
                 "is not set and the embedded PostgreSQL is not installed: set it to a postgresql:// URL, "
                 f"or install the extra (pip install '{EMBEDDED_EXTRA}', or `make install`)",
             ) from None
-    return pgserver
+    return pgserver  # type: ignore[no-any-return]  # untyped package
 
 
 def configured_database_url(env: Env | None = None) -> str | None:

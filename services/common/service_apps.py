@@ -29,5 +29,5 @@ def service_module(service: ServiceName) -> types.ModuleType:
 
 def create_app(service: ServiceName, env: Env) -> ServiceApp:
     """Build the service's app from the environment (raises ConfigError on bad settings)."""
-    module: _AppModule = service_module(service)  # type: ignore[assignment]
+    module: _AppModule = service_module(service)
     return module.create_app(env)

@@ -136,7 +136,11 @@ def test_promtool_unit_tests_of_the_rules(tmp_path: Path) -> None:
     (tmp_path / "raceday.rules.yaml").write_text(yaml.safe_dump(rule_groups()))
     shutil.copy(RULES_TEST, tmp_path / "rules-test.yaml")
     proc = subprocess.run(
-        [binary, "test", "rules", "rules-test.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [binary, "test", "rules", "rules-test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
@@ -185,7 +189,7 @@ def test_dashboard_is_valid_and_has_the_panels_ops_need() -> None:
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in document["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] != "row":
             assert panel["targets"], f"{panel['title']}: no query"
             assert all(t["expr"].strip() and t["refId"] for t in panel["targets"]), panel["title"]

@@ -38,8 +38,10 @@ trap 'rm -rf "$work"' EXIT
 
 python_standin() {
   say "building $PYTHON_STANDIN from Debian bookworm packages (mmdebstrap)"
-  # Docs, man pages and locales are left out of the rootfs, as the official slim images do.
-  mmdebstrap --quiet --variant=minbase \
+  # Docs, man pages and locales are left out of the rootfs, as the official slim images do. The
+  # merged-usr hook sets /usr up itself: otherwise apt satisfies init-system-helpers with the
+  # usrmerge package, which drags in a full Perl (50 MB).
+  mmdebstrap --quiet --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --include=python3.11,python3.11-venv,ca-certificates,netbase,tzdata \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
