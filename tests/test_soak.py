@@ -51,13 +51,14 @@ def test_counter_totals_survive_restarts() -> None:
     totals = CounterTotals()
     key = 'raceday_polls_total{outcome="ok",tier="15s"}'
     for value in (3, 10, 12):  # one process
-        totals.observe(key, value)
-    for value in (2, 5):  # restarted: counts from zero again
-        totals.observe(key, value)
-    totals.observe('raceday_polls_total{outcome="failed",tier="15s"}', 4)
-    assert totals.total(key) == 12 + 5
-    assert totals.sum_matching("raceday_polls_total", 'outcome="ok"') == 17
-    assert totals.sum_matching("raceday_polls_total") == 21
+        totals.observe(key, value, life=100.0)
+    for value in (20, 25):  # restarted, and already past the old value at its first scrape
+        totals.observe(key, value, life=200.0)
+    totals.observe(key, 4, life=300.0)  # restarted again
+    totals.observe('raceday_polls_total{outcome="failed",tier="15s"}', 4, life=300.0)
+    assert totals.total(key) == 12 + 25 + 4
+    assert totals.sum_matching("raceday_polls_total", 'outcome="ok"') == 41
+    assert totals.sum_matching("raceday_polls_total") == 45
     assert totals.total("absent") == 0
 
 

@@ -17,21 +17,21 @@ from services.soak.schedule import Fault
 class CounterTotals:
     """Prometheus counters of processes that restart, summed over every life of each process.
 
-    Scraped now and then: a value lower than the previous one means a new process that started
-    from zero, so its whole value counts (as PromQL's `increase()` treats a reset). Increments
-    after the last scrape before a SIGKILL are not seen.
+    Each scrape comes with the process's start time (`process_start_time_seconds`): a new one is a
+    new process, whose counters started from zero, so its whole value counts. Increments after the
+    last scrape before a SIGKILL are not seen.
     """
 
     def __init__(self) -> None:
-        self._last: dict[str, float] = {}
+        self._last: dict[str, tuple[float, float]] = {}
         self._total: dict[str, float] = {}
 
-    def observe(self, key: str, value: float) -> None:
-        """One scraped sample of the counter `key` (metric name and labels)."""
+    def observe(self, key: str, value: float, life: float) -> None:
+        """One scraped sample of the counter `key` (metric name and labels) of process `life`."""
         last = self._last.get(key)
-        increase = value if last is None or value < last else value - last
+        increase = value if last is None or last[0] != life or value < last[1] else value - last[1]
         self._total[key] = self._total.get(key, 0.0) + increase
-        self._last[key] = value
+        self._last[key] = (life, value)
 
     def total(self, key: str) -> float:
         """The sum over every life seen so far."""

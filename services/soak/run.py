@@ -310,9 +310,11 @@ class Soak:
                 await asyncio.sleep(SCRAPE_EVERY_S)
 
     def _observe(self, text: str) -> None:
+        # Which process answered: a restarted fetcher's counters start from zero.
+        life = sum(metric_values(text, "process_start_time_seconds").values())
         for name in COUNTERS:
             for labels, value in metric_values(text, name).items():
-                self.observed.counters.observe(name + labels, value)
+                self.observed.counters.observe(name + labels, value, life)
         for name in GAUGES:
             self.observed.gauges[name] = sum(metric_values(text, name).values())
         self.observed.fetcher_up = True

@@ -40,6 +40,8 @@ from services.tabsim.config import TabSimConfig  # noqa: E402
 from services.tabsim.server import run_tabsim  # noqa: E402
 
 USER = "10001:10001"
+# The container's own tmpfs (the only writable path), not the host's /tmp.
+CONTAINER_TMP = "/tmp"  # noqa: S108
 SIZE_TARGET_MB = 250
 START_TIMEOUT_S = 90.0
 # Runs inside a new mount and PID namespace: the image's root read-only, /tmp a tmpfs, then the
@@ -146,8 +148,8 @@ def static_checks(box: Container, failures: Failures) -> None:
     failures.check(who.stdout.strip() == "10001", "runs as uid 10001", who.stdout + who.stderr)
     write = box.run(["sh", "-c", "touch /home/raceday/x || touch /x"])
     failures.check(write.returncode != 0, "the root filesystem is read-only", write.stdout + write.stderr)
-    tmp = box.run(["sh", "-c", "echo ok > /tmp/x && cat /tmp/x"])
-    failures.check(tmp.stdout.strip() == "ok", "/tmp is writable", tmp.stderr)
+    tmp = box.run(["sh", "-c", f"echo ok > {CONTAINER_TMP}/x && cat {CONTAINER_TMP}/x"])
+    failures.check(tmp.stdout.strip() == "ok", f"{CONTAINER_TMP} (a tmpfs) is writable", tmp.stderr)
     tools = box.run(
         ["sh", "-c", "for t in gcc cc g++ clang cargo rustc maturin make; do command -v $t; done"]
     )
@@ -165,7 +167,7 @@ def static_checks(box: Container, failures: Failures) -> None:
     )
     version = box.run(["raceday", "--version"])
     failures.check(version.returncode == 0, "raceday --version", version.stdout + version.stderr)
-    writer = box.run(["raceday", "serve", "writer"], {"RACEDAY_DATA_DIR": "/tmp/raceday-data"})
+    writer = box.run(["raceday", "serve", "writer"], {"RACEDAY_DATA_DIR": f"{CONTAINER_TMP}/raceday-data"})
     failures.check(
         writer.returncode == 2 and "raceday[embedded]" in writer.stderr,
         "writer without RACEDAY_DATABASE_URL exits 2 saying what to do",
@@ -183,8 +185,8 @@ async def services(
     }
     common = {
         "RACEDAY_BIND_HOST": "127.0.0.1",
-        "RACEDAY_DATA_DIR": "/tmp/raceday-data",
-        "RACEDAY_SPOOL_DIR": "/tmp/spool",
+        "RACEDAY_DATA_DIR": f"{CONTAINER_TMP}/raceday-data",
+        "RACEDAY_SPOOL_DIR": f"{CONTAINER_TMP}/spool",
         "RACEDAY_DATABASE_URL": database_url,
         "RACEDAY_GATEWAY_HTTP_PORT": str(free_port()),
         "NZTAB_BASE_URL": tab_url,
@@ -249,7 +251,7 @@ def main() -> int:
         "--database-url",
         default=os.environ.get("RACEDAY_TEST_DATABASE_URL")
         or "postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a server on which a scratch database is created (default: RACEDAY_TEST_DATABASE_URL or 127.0.0.1:5432)",
+        help="server for a scratch database (default: RACEDAY_TEST_DATABASE_URL, else 127.0.0.1:5432)",
     )
     parser.add_argument("--logs", type=Path, default=ROOT / "tests" / "artifacts" / "image-test")
     args = parser.parse_args()
