@@ -62,8 +62,8 @@ image-tools:
 	else echo "buildah and mmdebstrap are needed (apt-get install buildah mmdebstrap, as root)"; exit 1; fi
 
 image: image-tools
-	buildah build --layers --isolation chroot -f Dockerfile -t $(IMAGE) \
-	  $$(tools/image/make-bases.sh) --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt .
+	bases=$$(tools/image/make-bases.sh) && buildah build --layers --isolation chroot -f Dockerfile \
+	  -t $(IMAGE) $$bases --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt .
 	@buildah images $(IMAGE)
 
 # Each service of the image run as a container (read-only root, user 10001): health, /metrics, size.
