@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -52,6 +53,7 @@ PROGRESS_EVERY_S = 15.0
 # A fault waits this long past its planned moment for the previous one's recovery.
 MAX_FAULT_DELAY_S = 30.0
 SETTLE_TIMEOUT_S = 180.0
+RESTART_TIMEOUT_S = 60.0
 FINAL_MINUTES_MS = 5 * 60_000
 FINAL_TIER_MS = 15_000
 COUNTERS = (
@@ -226,10 +228,14 @@ class Soak:
             await self._wait_healthy(deadline - self.elapsed())
             started = self.elapsed()
             self.active = fault.kind
+            restarts = self._restarts()
             await self._inject(fault, admin, index)
             self.active = "recovering"
-            baseline = self.observed.ok_polls()
             ended = self.elapsed()
+            if fault.kind.startswith("kill_"):
+                # Recovered means after the new process: not a poll that was already past it.
+                await self._wait_for(functools.partial(self._restarted_since, restarts), RESTART_TIMEOUT_S)
+            baseline = self.observed.ok_polls()
             next_at = (
                 self.schedule[index + 1].at_s + MAX_FAULT_DELAY_S if index + 1 < len(self.schedule) else None
             )
@@ -281,6 +287,18 @@ class Soak:
         """Wait until the last spooled poll is written (bounded)."""
         await self._wait_healthy(SETTLE_TIMEOUT_S)
         await asyncio.sleep(2 * SCRAPE_EVERY_S)  # one more scrape of the final counters
+
+    def _restarts(self) -> int:
+        return sum(child.restarts for child in self.supervisor.children.values())
+
+    def _restarted_since(self, restarts: int) -> bool:
+        return self._restarts() > restarts
+
+    async def _wait_for(self, condition: Callable[[], bool], timeout_s: float) -> None:
+        """Poll `condition` (state this process keeps) until it holds, at most `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.1)
 
     async def _wait_healthy(self, timeout_s: float) -> None:
         """Until the scraper sees a healthy fetcher (it sets the event), at most `timeout_s`."""
@@ -334,7 +352,7 @@ class Soak:
             return counters.sum_matching("raceday_polls_total", f'outcome="{outcome}"')
 
         now_nz = from_epoch_ms(self.clock.now_ms()).astimezone(NZ).strftime("%H:%M")
-        restarts = sum(child.restarts for child in self.supervisor.children.values())
+        restarts = self._restarts()
         missed = counters.sum_matching("raceday_missed_polls_total", 'tier="15s"')
         return (
             f"{self.elapsed():5.0f} s (NZ {now_nz}) fault: {self.active}; polls ok {polls('ok'):.0f}, "
