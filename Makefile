@@ -39,7 +39,7 @@ browser:
 	@if command -v chromium >/dev/null 2>&1 || [ -n "$${RACEDAY_CHROMIUM:-}" ]; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "==> installing Chromium for the dashboard's browser tests (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
 	else echo "==> no Chromium and no root to install it: the browser tests will be skipped"; fi
 
 # The alert rules are checked and unit-tested with promtool (Debian's prometheus package), installed
@@ -48,7 +48,7 @@ promtool:
 	@if command -v promtool >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "==> installing promtool for the alert rule tests (apt-get install prometheus)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >/dev/null; \
 	else echo "==> no promtool and no root to install it: the alert rule tests will be skipped"; fi
 
 # The container image, built with buildah (daemonless). Base images that cannot be pulled are
@@ -58,7 +58,7 @@ image-tools:
 	@if command -v buildah >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "==> installing buildah and mmdebstrap (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah mmdebstrap uidmap >/dev/null; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq buildah mmdebstrap uidmap >/dev/null; \
 	else echo "buildah and mmdebstrap are needed (apt-get install buildah mmdebstrap, as root)"; exit 1; fi
 
 image: image-tools

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.common.clock import Clock
 from services.common.nztime import format_nz, nz_date, nz_day_bounds, nz_midnight
 
 NZ_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}[+-]\d{2}:\d{2}$")
@@ -45,3 +46,13 @@ def test_format_nz_uses_the_offset_milliseconds_and_an_h23_clock() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         format_nz(datetime(2025, 7, 17, 12, 0))
+
+
+def test_an_accelerated_clock_reads_real_instants_on_its_own_scale() -> None:
+    # Under `raceday up --sim-speed 10` a commit stamped by the database (real time) 6 s after the
+    # anchor happened one simulated minute after it.
+    anchor = 1_800_000_000_000
+    clock = Clock(speed=10.0, anchor_ms=anchor)
+    assert clock.at_real_ms(anchor + 6_000) == anchor + 60_000
+    assert clock.at_real_ms(anchor) == anchor
+    assert Clock().at_real_ms(anchor + 6_000) == anchor + 6_000

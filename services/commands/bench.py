@@ -13,7 +13,9 @@ _BENCH_MODULES = (
     "services.transformer.bench",
     "services.writer.bench",
     "services.fetcher.bench",
+    "services.fetcher.freshness",
     "services.gateway.bench",
+    "services.gateway.stream_bench",
 )
 
 

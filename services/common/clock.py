@@ -40,10 +40,13 @@ class Clock:
 
     def now_ms(self) -> int:
         """The clock's current instant in epoch milliseconds."""
-        real = real_now_ms()
+        return self.at_real_ms(real_now_ms())
+
+    def at_real_ms(self, real_ms: int) -> int:
+        """What this clock read at a real instant (e.g. a commit time from the database)."""
         if self.speed == 1.0:
-            return real
-        return self.anchor_ms + int((real - self.anchor_ms) * self.speed)
+            return real_ms
+        return self.anchor_ms + int((real_ms - self.anchor_ms) * self.speed)
 
     def to_real_seconds(self, clock_seconds: float) -> float:
         """How long a duration on this clock lasts in real seconds (for sleeps and timeouts)."""

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -26,6 +27,7 @@ import grpc
 
 from services.common.clock import Clock
 from services.common.logs import log_event
+from services.common.nztime import to_epoch_ms
 from services.common.proto.raceday.v1 import (
     race_pb2,
     transformer_pb2,
@@ -96,6 +98,8 @@ class PollResult:
     status: str | None = None
     start_time_ms: int | None = None
     polled_at_ms: int | None = None
+    # header.generated_time of the payload read: when the TAB refreshed the data.
+    generated_at_ms: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     quality_findings: int = 0
@@ -208,6 +212,7 @@ class RacePipeline:
             result.attempts = fetched.attempts
             result.payload_bytes = len(fetched.payload)
             result.polled_at_ms = polled_at_ms
+            result.generated_at_ms = _epoch_ms(fetched.summary["generated_time"])
             if state_task is None:
                 await self._spool(fetched, polled_at_ms, result)
                 return result
@@ -423,6 +428,17 @@ def log_poll(result: PollResult, **context: object) -> None:
         quality_findings=result.quality_findings,
         **context,
     )
+
+
+def _epoch_ms(rfc3339: str | None) -> int | None:
+    """An RFC 3339 instant as epoch ms (None when absent or unreadable)."""
+    if not rfc3339:
+        return None
+    try:
+        instant = datetime.fromisoformat(rfc3339)
+    except ValueError:
+        return None
+    return to_epoch_ms(instant) if instant.tzinfo is not None else None
 
 
 def _round(value: float | None) -> float | None:

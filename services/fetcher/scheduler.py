@@ -25,6 +25,7 @@ from services.common.proto.raceday.v1 import writer_pb2
 from services.common.status import is_terminal
 from services.common.timestamps import timestamp_from_ms
 from services.fetcher import metrics
+from services.fetcher.alignment import RefreshPhase
 from services.fetcher.cadence import TIER_SECONDS, TIERS, Tier, poll_tier
 from services.fetcher.pipeline import PollResult, RacePipeline, log_poll
 from services.fetcher.settings import FetcherSettings
@@ -61,6 +62,9 @@ class TrackedRace:
     first_polled_ms: int | None = None
     # Slots skipped (and counted missed) while the previous poll was in flight, up to this due time.
     skipped_until_ms: int | None = None
+    # The TAB's refresh phase of this race, and how far the next poll is moved to follow it.
+    phase: RefreshPhase | None = None
+    align_ms: int = 0
 
     def tier(self, now_ms: int) -> Tier | None:
         """The current cadence tier (None once terminal)."""
@@ -291,7 +295,7 @@ class Scheduler:
             if race.last_started_ms is not None:
                 # A tighter tier applies from the next slot: as the start nears (60 s -> 30 s -> 15 s),
                 # the race is due one new interval after its last poll started, not one old interval.
-                tighter_ms = race.last_started_ms + interval_ms
+                tighter_ms = race.last_started_ms + interval_ms + race.align_ms
                 if race.skipped_until_ms is not None:
                     # Not back before slots already counted missed (each slot is counted once).
                     tighter_ms = max(tighter_ms, race.skipped_until_ms)
@@ -362,6 +366,7 @@ class Scheduler:
         self.polls_by_tier[tier] += 1
         self.totals[result.outcome] += 1
         metrics.POLLS.labels(result.outcome, tier).inc()
+        race.align_ms = self._alignment(race, result)
         if result.outcome in ("ok", "spooled"):
             # A spooled poll is not missed: the TAB answered and the poll is kept.
             if result.outcome == "ok":
@@ -402,7 +407,7 @@ class Scheduler:
                     old_interval_s=TIER_SECONDS[tier],
                     new_interval_s=TIER_SECONDS[new_tier],
                 )
-            next_due_ms = race.last_started_ms + TIER_SECONDS[new_tier] * 1000
+            next_due_ms = race.last_started_ms + TIER_SECONDS[new_tier] * 1000 + race.align_ms
             # Slots already counted as missed while the poll was in flight are not due again
             # (each slot is counted at most once).
             if race.skipped_until_ms is not None:
@@ -419,6 +424,23 @@ class Scheduler:
             )
         elif race.not_found_streak >= MAX_NOT_FOUND:
             self._drop(race, "not_found", logging.WARNING)
+
+    def _alignment(self, race: TrackedRace, result: PollResult) -> int:
+        """How far to move the race's next poll to come just after the TAB's next refresh."""
+        if not self._settings.cache_align or result.polled_at_ms is None:
+            return 0
+        if race.phase is None:
+            race.phase = RefreshPhase(margin_ms=round(self._settings.cache_align_margin_s * 1000))
+        delay_ms = race.phase.observe(result.polled_at_ms, result.generated_at_ms)
+        if delay_ms:
+            log_event(
+                logger,
+                "race_poll_aligned",
+                race_id=race.race_id,
+                delay_ms=delay_ms,
+                data_age_ms=result.polled_at_ms - (result.generated_at_ms or 0),
+            )
+        return delay_ms
 
     # --- reporting --------------------------------------------------------------------------------
 

@@ -47,6 +47,8 @@ class FetcherSettings:
     spool_dir: Path
     spool_max_bytes: int
     spool_max_age_s: int
+    cache_align: bool
+    cache_align_margin_s: float
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> FetcherSettings:
@@ -82,4 +84,6 @@ class FetcherSettings:
             spool_max_bytes=env.integer("RACEDAY_SPOOL_MAX_MB", 512, minimum=1, maximum=1024 * 1024) * 2**20,
             spool_max_age_s=env.integer("RACEDAY_SPOOL_MAX_AGE_MIN", 360, minimum=1, maximum=7 * 24 * 60)
             * 60,
+            cache_align=env.flag("RACEDAY_CACHE_ALIGN", True),
+            cache_align_margin_s=env.number("RACEDAY_CACHE_ALIGN_MARGIN_S", 1.0, minimum=0.0, maximum=10.0),
         )

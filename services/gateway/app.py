@@ -18,6 +18,7 @@ from services.gateway.backend import Backend
 from services.gateway.health import HealthMonitor
 from services.gateway.http_server import HttpServer
 from services.gateway.settings import GatewaySettings
+from services.gateway.stream import ChangeHub
 from services.gateway.webapp import WebApp, create_web_app
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class GatewayApp:
         self._backend: Backend | None = None
         self._http: HttpServer | None = None
         self.web: WebApp | None = None
+        self.hub: ChangeHub | None = None
 
     @property
     def http_port(self) -> int:
@@ -49,7 +51,12 @@ class GatewayApp:
         health = HealthMonitor(
             backend, deadline_s=self.settings.health_deadline_s, cache_s=self.settings.health_cache_s
         )
-        self.web = create_web_app(self.settings, backend, health)
+        hub = ChangeHub(
+            backend.writer_channel,
+            client_queue=self.settings.stream_client_queue,
+            heartbeat_s=self.settings.stream_heartbeat_s,
+        )
+        self.web = create_web_app(self.settings, backend, health, hub)
         http = HttpServer(
             self.web.asgi,
             self.settings.bind_host,
@@ -61,14 +68,18 @@ class GatewayApp:
         except BaseException:
             await backend.close()
             raise
-        self._backend, self._http = backend, http
+        hub.start()
+        self._backend, self._http, self.hub = backend, http, hub
         # Start-up objects (routes, schemas, imported modules) never die: keep them out of the
         # cyclic collector's full passes, which otherwise show up as latency spikes under load.
         gc.freeze()
         log_event(logger, "gateway_http_started", host=self.settings.bind_host, http_port=http.port)
 
     async def stop(self) -> None:
-        """Stop the HTTP server, then close the channels."""
+        """End the streams, stop the HTTP server, then close the channels."""
+        if self.hub is not None:
+            await self.hub.stop()
+            self.hub = None
         if self._http is not None:
             await self._http.stop()
             self._http = None

@@ -282,12 +282,29 @@ async def seed_race(writer_addr: str) -> str:
     return race.race_id
 
 
+@dataclass(frozen=True, slots=True)
+class OwnStack:
+    """A writer and a gateway started for a benchmark."""
+
+    base_url: str
+    writer_addr: str
+    gateway_pid: int
+    gateway_metrics_url: str
+
+
 @contextlib.asynccontextmanager
-async def own_stack(env: Env, workdir: Path) -> AsyncIterator[tuple[str, str]]:
-    """Writer and gateway processes on a scratch database; yields (base_url, race_id)."""
+async def own_stack(
+    env: Env, workdir: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[OwnStack]:
+    """Writer and gateway processes on a scratch database (logs under `workdir`)."""
     server_url = database_url(env)
     with scratch_database(server_url, "raceday_bench_api") as url:
-        writer_port, gateway_port, http_port = free_port(), free_port(), free_port()
+        writer_port, gateway_port, http_port, metrics_port = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        )
         base_env = {
             **os.environ,
             "RACEDAY_DATABASE_URL": url,
@@ -296,10 +313,11 @@ async def own_stack(env: Env, workdir: Path) -> AsyncIterator[tuple[str, str]]:
             "RACEDAY_WRITER_METRICS_PORT": str(free_port()),
             "RACEDAY_WRITER_ADDR": f"127.0.0.1:{writer_port}",
             "RACEDAY_GATEWAY_PORT": str(gateway_port),
-            "RACEDAY_GATEWAY_METRICS_PORT": str(free_port()),
+            "RACEDAY_GATEWAY_METRICS_PORT": str(metrics_port),
             "RACEDAY_GATEWAY_HTTP_PORT": str(http_port),
             "RACEDAY_TRANSFORMER_ADDR": f"127.0.0.1:{free_port()}",
             "RACEDAY_FETCHER_ADDR": f"127.0.0.1:{free_port()}",
+            **(extra_env or {}),
         }
         processes: list[asyncio.subprocess.Process] = []
         try:
@@ -308,8 +326,12 @@ async def own_stack(env: Env, workdir: Path) -> AsyncIterator[tuple[str, str]]:
                 process = await _spawn(name, base_env, log)
                 processes.append(process)
                 await _wait_serving(name, port, process, log)
-            race_id = await seed_race(base_env["RACEDAY_WRITER_ADDR"])
-            yield f"http://127.0.0.1:{http_port}", race_id
+            yield OwnStack(
+                base_url=f"http://127.0.0.1:{http_port}",
+                writer_addr=base_env["RACEDAY_WRITER_ADDR"],
+                gateway_pid=processes[-1].pid,
+                gateway_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            )
         finally:
             for process in reversed(processes):
                 await _stop(process)
@@ -331,7 +353,8 @@ async def bench(args: argparse.Namespace, env: Env, workdir: Path) -> dict[str, 
             base_url = args.target.rstrip("/")
             race_id = args.race_id or await pick_race(base_url)
         else:
-            base_url, race_id = await stack.enter_async_context(own_stack(env, workdir))
+            own = await stack.enter_async_context(own_stack(env, workdir))
+            base_url, race_id = own.base_url, await seed_race(own.writer_addr)
         print(f"benchmarking {base_url} race {race_id}", flush=True)
         return await load(base_url, race_id, clients=args.clients, duration=args.duration, warmup=args.warmup)
 

@@ -39,6 +39,9 @@ class GatewaySettings:
     grace_seconds: float
     # The shared (possibly accelerated) clock of `raceday up --sim-speed`; real time by default.
     clock: Clock
+    # GET /api/stream: idle heartbeat, and the events a client may lag behind before it is dropped.
+    stream_heartbeat_s: float
+    stream_client_queue: int
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -61,4 +64,6 @@ class GatewaySettings:
             hsts=env.flag("API_HSTS", False),
             grace_seconds=shutdown_grace_s(env),
             clock=Clock.from_env(env),
+            stream_heartbeat_s=env.number("RACEDAY_STREAM_HEARTBEAT_S", 15.0, minimum=0.05, maximum=300.0),
+            stream_client_queue=env.integer("RACEDAY_STREAM_CLIENT_QUEUE", 256, minimum=1, maximum=100_000),
         )

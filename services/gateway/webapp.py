@@ -30,6 +30,7 @@ from services.gateway.middleware import GatewayMiddleware
 from services.gateway.openapi import Operation, build_document
 from services.gateway.responses import error_response, json_bytes, request_id_of
 from services.gateway.settings import GatewaySettings
+from services.gateway.stream import STREAM_OPERATION, ChangeHub, stream_handler
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 CORS_HEADERS: Final = (
@@ -124,7 +125,9 @@ def _add_dashboard(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
 
-def create_web_app(settings: GatewaySettings, backend: Backend, health: HealthMonitor) -> WebApp:
+def create_web_app(
+    settings: GatewaySettings, backend: Backend, health: HealthMonitor, hub: ChangeHub
+) -> WebApp:
     """Build the whole HTTP application around `backend`."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="Raceday")
     _install_error_handlers(app)
@@ -135,7 +138,9 @@ def create_web_app(settings: GatewaySettings, backend: Backend, health: HealthMo
         methods = [operation.method, "HEAD"] if operation.method == "GET" else [operation.method]
         for path in (operation.path, *operation.extra_paths):
             app.add_api_route(path, operation.handler, methods=methods, include_in_schema=False)
+    app.add_api_route("/api/stream", stream_handler(hub), methods=["GET"], include_in_schema=False)
     document = build_document(operations)
+    document["paths"]["/api/stream"] = STREAM_OPERATION
     _add_documentation(app, document)
     _add_dashboard(app)
 

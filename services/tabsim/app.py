@@ -315,13 +315,17 @@ def _event(state: SimState, request: Request, event_id: str, now_ns: int) -> Rep
         return Reply(
             404, error_body(f"Event Details: {event_id}", url, now_ns, "event not found", "NOT_FOUND")
         )
-    snapshot_key = (event_id, url, options)
-    body = state.snapshots.get(snapshot_key, now_ns)
-    if body is None:
+    if not state.snapshots.max_age_ns:
         data, _ = state.renderer.data(race, now_ns / NS_PER_S, options)
-        body = success_body(f"Event Details: {event_id}", url, now_ns, params, data)
-        if state.snapshots.max_age_ns:
-            state.snapshots.put(snapshot_key, now_ns, body)
+        return Reply(200, success_body(f"Event Details: {event_id}", url, now_ns, params, data))
+    # Served from the TAB's cache: the data as of this race's last refresh.
+    snapshot_key = (event_id, url, options)
+    refreshed_ns = state.snapshots.boundary(event_id, now_ns)
+    body = state.snapshots.get(snapshot_key, refreshed_ns)
+    if body is None:
+        data, _ = state.renderer.data(race, refreshed_ns / NS_PER_S, options)
+        body = success_body(f"Event Details: {event_id}", url, refreshed_ns, params, data)
+        state.snapshots.put(snapshot_key, refreshed_ns, body)
     return Reply(200, body)
 
 

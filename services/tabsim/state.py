@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -96,7 +97,11 @@ class RequestLog:
 
 
 class SnapshotCache:
-    """Rendered event bodies (and their gzip form) reused for `max_age_ns` of simulated time."""
+    """Event bodies as the TAB's cache holds them: each race's data is refreshed every
+    `max_age_ns` of simulated time, at boundaries of its own (a fixed phase per race), and
+    every request between two boundaries gets the body rendered at the last one, stamped
+    with that boundary as its `generated_time`.
+    """
 
     MAX_ENTRIES = 2000
 
@@ -105,18 +110,23 @@ class SnapshotCache:
         self._bodies: dict[Hashable, tuple[int, bytes]] = {}
         self._gzipped: dict[int, tuple[bytes, bytes]] = {}
 
-    def get(self, key: Hashable, now_ns: int) -> bytes | None:
-        """The body rendered for `key` if it is recent enough."""
+    def boundary(self, race_id: str, now_ns: int) -> int:
+        """The latest refresh of this race's data at or before `now_ns`."""
+        phase_ns = zlib.crc32(race_id.encode()) % self.max_age_ns
+        return now_ns - (now_ns - phase_ns) % self.max_age_ns
+
+    def get(self, key: Hashable, boundary_ns: int) -> bytes | None:
+        """The body rendered for `key` at this refresh, if there is one."""
         entry = self._bodies.get(key)
-        if entry is None or not 0 <= now_ns - entry[0] < self.max_age_ns:
+        if entry is None or entry[0] != boundary_ns:
             return None
         return entry[1]
 
-    def put(self, key: Hashable, now_ns: int, body: bytes) -> None:
-        """Remember a freshly rendered body."""
+    def put(self, key: Hashable, boundary_ns: int, body: bytes) -> None:
+        """Remember the body rendered at a refresh."""
         if len(self._bodies) >= self.MAX_ENTRIES:
             self.clear()
-        self._bodies[key] = (now_ns, body)
+        self._bodies[key] = (boundary_ns, body)
 
     def gzipped(self, body: bytes, compress: Callable[[bytes], bytes]) -> bytes:
         """The gzip form of a snapshot body, compressed once."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from services.common.clock import Clock
 from services.common.config import Env
 from services.common.database import configured_database_url, database_url
 from services.common.logs import log_event
@@ -44,7 +45,8 @@ class WriterApp:
         self.db = Database(self.settings)
         self.maintainer = PartitionMaintainer(self.db)
         self.changes = ChangeFeed(self.db)
-        self._writer = WriterServicer(self.db, self.maintainer, self.changes)
+        # The simulated clock under `raceday up --sim-speed`, for the data age measured at commit.
+        self._writer = WriterServicer(self.db, self.maintainer, self.changes, Clock.from_env(env))
         self._query = QueryServicer(self.db)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:

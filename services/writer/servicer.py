@@ -8,6 +8,7 @@ from datetime import date
 
 import grpc
 
+from services.common.clock import Clock
 from services.common.nztime import from_epoch_ms, to_epoch_ms, utc_now
 from services.common.proto.raceday.v1 import writer_pb2
 from services.common.protofields import opt_ts
@@ -43,8 +44,15 @@ def add_writer_servicer(servicer: WriterServicer, server: grpc.aio.Server) -> No
 class WriterServicer:
     """gRPC front of the writer's storage operations (WriterService, registered by WriterApp)."""
 
-    def __init__(self, db: Database, maintainer: PartitionMaintainer, feed: ChangeFeed | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        maintainer: PartitionMaintainer,
+        feed: ChangeFeed | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._db = db
+        self._clock = clock or Clock()
         self._maintainer = maintainer
         # A feed that is never started announces nothing (tests that do not need the push).
         self._feed = feed or ChangeFeed(db)
@@ -59,7 +67,7 @@ class WriterServicer:
         Registered with raw requests (see WriterApp.register): `request` is a serialised
         WriteRaceUpdateRequest, rendered by the Rust core without a Python message.
         """
-        result = await write_race_update(self._db, request, ensure_days=self._ensure_days)
+        result = await write_race_update(self._db, request, ensure_days=self._ensure_days, clock=self._clock)
         response = writer_pb2.WriteRaceUpdateResponse(
             written=result.written,
             entrants_written=result.entrants_written,
@@ -160,5 +168,7 @@ class WriterServicer:
     ) -> AsyncIterator[writer_pb2.RaceChange]:
         """Every race write committed from now on, until the client goes (or falls behind)."""
         async with self._feed.subscribe() as subscription:
+            # Tells the client at once that its subscription is in place.
+            await context.send_initial_metadata(())
             async for change in subscription:
                 yield change

@@ -25,8 +25,9 @@ from typing import Any, Final
 import psycopg
 
 import raceday_core
+from services.common.clock import Clock
 from services.common.logs import log_event
-from services.common.nztime import from_epoch_ms, nz_date
+from services.common.nztime import from_epoch_ms, nz_date, to_epoch_ms
 from services.writer import metrics
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
@@ -44,6 +45,7 @@ FROM raceday_write_poll(%s, %s::timestamptz, %s::timestamptz, %s, %s, %s::json, 
 """
 # Raised by raceday_write_poll when (race_id, polled_at) is already in race_polls.
 ALREADY_WRITTEN_SQLSTATE: Final = "RDDUP"
+REAL_CLOCK: Final = Clock()
 
 
 @dataclass(slots=True)
@@ -95,7 +97,9 @@ def is_missing_partition(exc: BaseException) -> bool:
     return message.startswith("no partition of relation")
 
 
-async def write_race_update(db: Database, request: bytes, *, ensure_days: EnsureDays) -> WriteResult:
+async def write_race_update(
+    db: Database, request: bytes, *, ensure_days: EnsureDays, clock: Clock = REAL_CLOCK
+) -> WriteResult:
     """Write one serialised WriteRaceUpdateRequest; recovers a missing partition once.
 
     `ensure_days` creates partitions on the maintenance path.
@@ -143,8 +147,11 @@ async def write_race_update(db: Database, request: bytes, *, ensure_days: Ensure
     if result.written:
         _count_rows(result)
         if document.generated_at is not None and result.committed_at is not None:
-            generated = datetime.fromisoformat(document.generated_at)
-            metrics.DATA_AGE_AT_COMMIT.observe((result.committed_at - generated).total_seconds())
+            # generated_time is on the TAB's clock (the simulated one under --sim-speed); so is the
+            # commit, read on the same clock.
+            generated_ms = to_epoch_ms(datetime.fromisoformat(document.generated_at))
+            committed_ms = clock.at_real_ms(to_epoch_ms(result.committed_at))
+            metrics.DATA_AGE_AT_COMMIT.observe((committed_ms - generated_ms) / 1000)
     return result
 
 

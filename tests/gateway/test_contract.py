@@ -680,6 +680,7 @@ async def test_openapi_document_matches_the_routes(seeded_stack: Stack) -> None:
         "/api/money-flow-timeline",
         "/api/user-alert-configs",
         "/api/user-alert-configs/reset",
+        "/api/stream",
         "/meetings",
         "/meetings/{meeting_id}",
         "/races",

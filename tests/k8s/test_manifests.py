@@ -25,6 +25,9 @@ import pytest
 import yaml
 from packaging.version import Version
 
+from services.common.config import Env
+from services.gateway.settings import GatewaySettings
+
 # Imported dynamically: neither package ships type information (typed as Any here).
 jsonschema = importlib.import_module("jsonschema")
 kubernetes_validate = importlib.import_module("kubernetes_validate")
@@ -491,6 +494,27 @@ def test_network_policies_allow_only_the_design_arrows(name: str) -> None:
         if any(p["port"] == 443 for p in rule.get("ports", []))
     ]
     assert all("ipBlock" in peer for rule in tab_rules for peer in rule["to"])
+
+
+@requires_kubectl
+@pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
+def test_the_live_stream_passes_the_ingress(name: str) -> None:
+    # Server-Sent Events need an unbuffered proxy that keeps an idle stream open past a heartbeat.
+    ingresses = [obj for obj in render(name) if obj["kind"] == "Ingress"]
+    assert ingresses
+    gateway = next(w for w in workloads(render(name)) if component(w) == "gateway")
+    env = {
+        item["name"]: item.get("value")
+        for item in gateway["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    }
+    heartbeat_s = float(
+        env.get("RACEDAY_STREAM_HEARTBEAT_S") or GatewaySettings.from_env(Env({})).stream_heartbeat_s
+    )
+    for ingress in ingresses:
+        annotations = ingress["metadata"].get("annotations", {})
+        assert annotations.get("nginx.ingress.kubernetes.io/proxy-buffering") == "off"
+        for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
+            assert float(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) > 2 * heartbeat_s
 
 
 @requires_kubectl

@@ -15,7 +15,7 @@ import pytest
 from services.common.config import Env
 from services.common.nztime import nz_date
 from services.tabsim.admin_client import TabSimAdmin
-from services.tabsim.clock import SimClock
+from services.tabsim.clock import NS_PER_S, SimClock
 from services.tabsim.config import TabSimConfig
 from services.tabsim.event import EventOptions
 from services.tabsim.pretty import dumps
@@ -260,7 +260,7 @@ def test_clock_follows_the_shared_anchor_and_speed() -> None:
     assert pinned.speed == 1.0
 
 
-async def test_snapshots_reuse_a_rendered_event_until_it_is_too_old() -> None:
+async def test_snapshots_reuse_a_rendered_event_until_the_race_refreshes() -> None:
     config = TabSimConfig(port=0, seed=11, snapshot_s=15)
     async with (
         run_tabsim(config) as running,
@@ -268,13 +268,31 @@ async def test_snapshots_reuse_a_rendered_event_until_it_is_too_old() -> None:
         racing_http(running.url) as http,
     ):
         await admin.set_clock(speed=0.001)  # hold simulated time nearly still
-        race_id = _races(await admin.scenario())[0]["race_id"]
+        race_ids = [race["race_id"] for race in _races(await admin.scenario())[:6]]
+        race_id = race_ids[0]
         first = await http.get(f"/events/{race_id}", params=FLAGS)
+        asked_at = _ns((await admin.clock())["now"])
         again = await http.get(f"/events/{race_id}", params=FLAGS)
         other_flags = await http.get(f"/events/{race_id}", params={"with_money_tracker": "true"})
+        others = [await http.get(f"/events/{other}", params=FLAGS) for other in race_ids[1:]]
         await admin.set_clock(advance_s=16)
         later = await http.get(f"/events/{race_id}", params=FLAGS)
     assert first.content == again.content
     assert other_flags.json()["data"]["money_tracker"] is not None
     assert other_flags.content != first.content
-    assert later.json()["header"]["generated_time"] != first.json()["header"]["generated_time"]
+    # The data is as of the race's last refresh: at most one refresh interval old, and the next
+    # refresh comes a whole number of intervals later (the race keeps its phase).
+    generated = _ns(first.json()["header"]["generated_time"])
+    assert 0 <= asked_at - generated < 15 * NS_PER_S
+    refreshed = _ns(later.json()["header"]["generated_time"])
+    assert refreshed > generated and (refreshed - generated) % (15 * NS_PER_S) == 0
+    # Races refresh at phases of their own, not all at once.
+    phases = {_ns(reply.json()["header"]["generated_time"]) % (15 * NS_PER_S) for reply in [first, *others]}
+    assert len(phases) > 1
+
+
+def _ns(rfc3339: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 UTC instant with up to nine fractional digits."""
+    whole, _, fraction = rfc3339.rstrip("Z").partition(".")
+    seconds = int(datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp())
+    return seconds * NS_PER_S + int(fraction.ljust(9, "0")[:9] or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -150,12 +150,46 @@ async def test_views_switch_and_alert_colours_apply(seeded_stack: Stack, page: P
     assert expected_indicators(documents, entrants, config["indicators"], "odds")[(runner_two, 10)] == 3
 
 
+async def test_a_committed_poll_is_pushed_to_the_open_race_page(fresh_database_url: str, page: Page) -> None:
+    async with running_stack(fresh_database_url) as stack:
+        day = await seed_day(stack, "push")
+        live = day.races[day.live_race]
+        await open_race(page, stack, day.live_race)
+        await expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "live")
+        await expect(page.get_by_test_id("data-age")).to_contain_text(re.compile(r"data \d+m \d\ds old"))
+
+        # The page polls this race every 15 s; the poll below lands long before the next one is due.
+        polled_at = live.start - timedelta(minutes=3)
+        holds = sample.holds_for(live.runners, 10)
+        await sample.write(
+            stack.writer, live.poll(polled_at, holds=holds, win_pool=5_800_000, place_pool=1_900_000)
+        )
+        shown_at_ms = await page.wait_for_function(
+            """() => document.querySelectorAll(
+                '[data-testid="timeline-cell"][data-interval="3"][data-doc-id]').length === 7
+                ? Date.now() : null""",
+            polling=10,
+        )
+        race = await api(stack, f"/api/races/{day.live_race}")
+        committed_at = datetime.fromisoformat(race["last_committed_at"])
+        assert race["last_polled_at"] is not None
+        delay_ms = await shown_at_ms.json_value() - committed_at.timestamp() * 1000
+        assert 0 <= delay_ms <= 1000, f"the poll reached the grid {delay_ms:.0f} ms after its commit"
+        await expect(page.get_by_test_id("race-view")).to_have_attribute(
+            "data-last-committed-at", race["last_committed_at"]
+        )
+        await screenshot(page, "dashboard-pushed")
+
+
 async def test_timeline_cells_fill_in_as_polls_land(fresh_database_url: str, page: Page) -> None:
     async with running_stack(fresh_database_url) as stack:
         day = await seed_day(stack, "fill")
         live = day.races[day.live_race]
+        # No live stream (a proxy that refuses it, say): the page keeps its polling cadence.
+        await page.route("**/api/stream*", lambda route: route.abort())
         await page.clock.install()
         await open_race(page, stack, day.live_race)
+        await expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "polling")
         cells = await dom_cells(page)
         assert not any(cell["doc"] for key, cell in cells.items() if key[1] == 3)
         await screenshot(page, "dashboard-fill-before")

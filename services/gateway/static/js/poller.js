@@ -12,6 +12,7 @@ export class Poller {
     this.running = false;
     this.stopped = false;
     this.nextAt = null;
+    this.again = false;
   }
 
   start() {
@@ -27,9 +28,13 @@ export class Poller {
     this.nextAt = null;
   }
 
-  // Run now (e.g. "retry now"), unless a run is already in flight.
+  // Run now (e.g. "retry now"); if a run is in flight, run once more as soon as it ends.
   kick() {
-    if (this.stopped || this.running) return;
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     clearTimeout(this.timer);
     this.run();
   }
@@ -57,6 +62,12 @@ export class Poller {
       console.warn(`${this.name} failed; retrying in ${delay / 1000}s`, error);
     } finally {
       this.running = false;
+    }
+    if (this.again && !this.stopped) {
+      // Something changed while this run was reading: read again now, keeping the cadence after.
+      this.again = false;
+      this.run();
+      return;
     }
     this.schedule(delay);
   }

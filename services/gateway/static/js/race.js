@@ -5,6 +5,7 @@ import { ApiError, getJSON } from "./api.js";
 import { serverClock } from "./clock.js";
 import { countdown, dollars, el, nzClock, nzTime, odds, titleCase, toMs } from "./format.js";
 import { EntrantsGrid } from "./grid.js";
+import { LiveStream } from "./live.js";
 import { Poller } from "./poller.js";
 import { alertConfig, renderLegend } from "./settings.js";
 import { TimelineStore } from "./timeline.js";
@@ -43,6 +44,13 @@ export class RaceView {
     this.timeline = new TimelineStore(raceId);
     this.grid = new EntrantsGrid(root.querySelector('[data-testid="entrants-grid"]'));
     this.poller = new Poller("race", () => this.refresh());
+    // The push says when this race has a new poll; the poller's cadence remains the fallback.
+    this.live = new LiveStream([raceId]);
+    this.live.addEventListener("change", (event) => {
+      if (event.detail.race_id === this.raceId) this.poller.kick();
+    });
+    this.live.addEventListener("resync", () => this.poller.kick());
+    this.live.addEventListener("state", () => this.renderLiveState());
     this.sawTerminal = false;
     this.lastSuccess = 0;
     this.expectedMs = 60000;
@@ -57,6 +65,17 @@ export class RaceView {
     this.root.hidden = false;
     this.syncViewButtons();
     this.poller.start();
+    this.live.start();
+    this.renderLiveState();
+  }
+
+  renderLiveState() {
+    const node = this.q("live-state");
+    node.dataset.state = this.live.state;
+    node.textContent = this.live.state === "live" ? "live" : "polling";
+    node.title = this.live.state === "live"
+      ? "New polls are pushed to this page as they are committed"
+      : "The live stream is unavailable: this page refreshes on its polling cadence";
   }
 
   expectedIntervalMs() {
@@ -99,6 +118,7 @@ export class RaceView {
       throw error;
     }
     this.root.dataset.state = "loaded";
+    this.root.dataset.lastCommittedAt = race.last_committed_at || "";
     Object.assign(this, { race, entrants, pools, results, navigation });
     // The timeline follows each race refresh: a full load first, then only what changed.
     await this.timeline.refresh();
@@ -158,7 +178,26 @@ export class RaceView {
       node.textContent = remaining >= 0 ? countdown(remaining) : `started ${countdown(-remaining)} ago`;
       node.classList.toggle("soon", remaining < 5 * 60000);
     }
+    this.renderDataAge(nowMs);
     this.grid.highlightNow(this.race, nowMs);
+  }
+
+  // How old the data on screen is: now against when the TAB generated it (or, when the TAB gave no
+  // time, when it was polled).
+  renderDataAge(nowMs) {
+    const node = this.q("data-age");
+    const generated = toMs(this.race.last_generated_at ?? this.race.last_polled_at ?? null);
+    if (generated === null) {
+      node.textContent = "no polls yet";
+      delete node.dataset.ageMs;
+      return;
+    }
+    const age = Math.max(0, nowMs - generated);
+    node.dataset.ageMs = String(Math.round(age));
+    node.textContent = `data ${countdown(age)} old`;
+    node.title = `TAB data generated ${nzClock(generated)}` +
+      (this.race.last_committed_at ? `, committed ${nzClock(toMs(this.race.last_committed_at))}` : "");
+    node.classList.toggle("stale", age > 60000);
   }
 
   renderNavigation() {
