@@ -7,10 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test browser test-rust test-python lint proto bench clean help
+IMAGE  ?= localhost/raceday:0.1.0
+
+.PHONY: install run test browser promtool test-rust test-python lint proto bench image image-tools image-test soak clean help
 
 help:
-	@echo "make run | test | lint | proto | bench | install | clean"
+	@echo "make run | test | lint | proto | bench | install | image | image-test | soak | clean"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +31,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/raceday up
 
-test: install browser test-rust test-python
+test: install browser promtool test-rust test-python
 
 # The dashboard's browser tests drive Debian's Chromium. Installed here when missing and this user
 # can (root with apt-get); otherwise those tests report a skip with the reason (a failure in CI).
@@ -39,6 +41,38 @@ browser:
 	  echo "==> installing Chromium for the dashboard's browser tests (apt-get)"; \
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
 	else echo "==> no Chromium and no root to install it: the browser tests will be skipped"; fi
+
+# The alert rules are checked and unit-tested with promtool (Debian's prometheus package), installed
+# the same way; without it those tests are skipped with the reason (a failure in CI).
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing promtool for the alert rule tests (apt-get install prometheus)"; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else echo "==> no promtool and no root to install it: the alert rule tests will be skipped"; fi
+
+# The container image, built with buildah (daemonless). Base images that cannot be pulled are
+# replaced by local stand-ins built from Debian packages (tools/image/make-bases.sh); the build
+# secret is this machine's CA bundle, for the builder's downloads behind a TLS-intercepting proxy.
+image-tools:
+	@if command -v buildah >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing buildah and mmdebstrap (apt-get)"; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq buildah mmdebstrap uidmap >/dev/null; \
+	else echo "buildah and mmdebstrap are needed (apt-get install buildah mmdebstrap, as root)"; exit 1; fi
+
+image: image-tools
+	bases=$$(tools/image/make-bases.sh) && buildah build --layers --isolation chroot -f Dockerfile \
+	  -t $(IMAGE) $$bases --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt .
+	@buildah images $(IMAGE)
+
+# Each service of the image run as a container (read-only root, user 10001): health, /metrics, size.
+image-test: install image
+	$(BIN)/python tools/image/image_test.py --image $(IMAGE)
+
+# A 10-minute race day under faults (not part of `make test`).
+soak: install
+	$(BIN)/raceday soak --minutes 10
 
 test-rust:
 	@echo "==> cargo test"

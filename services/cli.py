@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "services.writer.commands",
     "services.transformer.cli",
     "services.commands.bench",
+    "services.soak.cli",
 )
 
 

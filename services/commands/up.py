@@ -22,7 +22,7 @@ import uvloop
 
 from services.common.clock import Clock, real_now_ms
 from services.common.config import ConfigError, Env, exit_on_config_error
-from services.common.database import configured_database_url, start_embedded_postgres
+from services.common.database import configured_database_url, import_pgserver, start_embedded_postgres
 from services.common.health import NotServingError, wait_serving
 from services.common.logs import configure_logging
 from services.common.proto.raceday.v1 import fetcher_pb2, fetcher_pb2_grpc
@@ -118,6 +118,9 @@ def _plan(args: argparse.Namespace, env: Env) -> Plan:
         _check_port_free(env.port(name, default), name)
     if tab_url is None:
         _check_port_free(args.sim_port, "--sim-port")
+    database_url = configured_database_url(env)
+    if database_url is None:
+        import_pgserver()  # fail now, with how to fix it, rather than after starting the TAB
     return Plan(
         http_port=http_port,
         tab_url=tab_url,
@@ -125,7 +128,7 @@ def _plan(args: argparse.Namespace, env: Env) -> Plan:
         sim_seed=args.sim_seed,
         sim_port=args.sim_port,
         verbose=args.verbose,
-        database_url=configured_database_url(env),
+        database_url=database_url,
         data_dir=data_dir(env),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import types
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -20,6 +21,29 @@ from services.common.settings import data_dir
 logger = logging.getLogger(__name__)
 
 DATABASE_URL_VAR = "RACEDAY_DATABASE_URL"
+EMBEDDED_EXTRA = "raceday[embedded]"
+
+
+def import_pgserver() -> types.ModuleType:
+    """The embedded PostgreSQL package (`pgserver`), or a ConfigError saying how to get one.
+
+    It is an optional extra: the container image runs against a configured server and carries no
+    PostgreSQL binaries; `make install` (dev) and `make run` install it.
+    """
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime directory; without XDG_RUNTIME_DIR (containers,
+        # CI, su shells) platformdirs falls back to /tmp/runtime-<uid> and warns. Harmless here.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        try:
+            import pgserver
+            import pgserver._commands  # the bundled binaries (LocalPostgres runs them directly)
+        except ImportError:
+            raise ConfigError(
+                DATABASE_URL_VAR,
+                "is not set and the embedded PostgreSQL is not installed: set it to a postgresql:// URL, "
+                f"or install the extra (pip install '{EMBEDDED_EXTRA}', or `make install`)",
+            ) from None
+    return pgserver  # type: ignore[no-any-return]  # untyped package
 
 
 def configured_database_url(env: Env | None = None) -> str | None:
@@ -64,13 +88,10 @@ def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") 
     The data survives restarts; with cleanup_mode "stop" the server stops when the
     last process using it exits, "delete" also removes the data (for tests).
     """
+    pgserver = import_pgserver()  # imported lazily: only needed when no server is configured
     pgdata.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        # pgserver asks platformdirs for a runtime directory; without XDG_RUNTIME_DIR (containers,
-        # CI, su shells) platformdirs falls back to /tmp/runtime-<uid> and warns. Harmless here.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pgserver  # imported lazily: only needed when no server is configured
-
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")  # see import_pgserver
         server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
     url = str(server.get_uri())
     log_event(logger, "embedded_postgres_started", pgdata=str(pgdata))

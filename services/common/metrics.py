@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
@@ -38,3 +39,13 @@ def start_metrics_endpoint(host: str, port: int) -> MetricsEndpoint:
 JOB_LAST_SUCCESS = Gauge(
     "raceday_job_last_success_timestamp", "Unix time of the last successful day-level job", ["job"]
 )
+
+
+def metric_values(metrics_text: str, name: str) -> dict[str, float]:
+    """Samples of one metric in a /metrics text: label text (`{...}`, or "") -> value."""
+    values: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        match = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)$", line)
+        if match:
+            values[match.group(1) or ""] = float(match.group(2))
+    return values

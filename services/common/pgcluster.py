@@ -14,24 +14,16 @@ import os
 import pwd
 import shutil
 import subprocess
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.common.database import import_pgserver
 
 SYSTEM_USER = "pgserver"
 
 
 def _binaries() -> Path:
-    try:
-        with warnings.catch_warnings():
-            # Importing pgserver asks platformdirs for a runtime directory (see database.py).
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            import pgserver._commands as commands  # the embedded server's bundled binaries
-    except ImportError as exc:
-        raise RuntimeError(
-            "the embedded PostgreSQL (pgserver) is not installed: pip install -e '.[dev]'"
-        ) from exc
-    return Path(commands.POSTGRES_BIN_PATH)
+    return Path(import_pgserver()._commands.POSTGRES_BIN_PATH)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import types
 from typing import Protocol
 
 from services.common.config import Env
@@ -21,7 +22,12 @@ class _AppModule(Protocol):
     def create_app(self, env: Env) -> ServiceApp: ...
 
 
+def service_module(service: ServiceName) -> types.ModuleType:
+    """The module that builds the service (importing it registers the service's metrics)."""
+    return importlib.import_module(_FACTORIES[service])
+
+
 def create_app(service: ServiceName, env: Env) -> ServiceApp:
     """Build the service's app from the environment (raises ConfigError on bad settings)."""
-    module: _AppModule = importlib.import_module(_FACTORIES[service])
+    module: _AppModule = service_module(service)
     return module.create_app(env)

@@ -295,7 +295,11 @@ class Scheduler:
             if race.last_started_ms is not None:
                 # A tighter tier applies from the next slot: as the start nears (60 s -> 30 s -> 15 s),
                 # the race is due one new interval after its last poll started, not one old interval.
-                race.next_due_ms = min(race.next_due_ms, race.last_started_ms + interval_ms + race.align_ms)
+                tighter_ms = race.last_started_ms + interval_ms + race.align_ms
+                if race.skipped_until_ms is not None:
+                    # Not back before slots already counted missed (each slot is counted once).
+                    tighter_ms = max(tighter_ms, race.skipped_until_ms)
+                race.next_due_ms = min(race.next_due_ms, tighter_ms)
             if race.in_flight:
                 # Skip the slots that fell due while the previous poll was still running.
                 while now_ms >= race.next_due_ms + interval_ms:

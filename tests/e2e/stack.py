@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from services.common.audit import (
+    baselines_per_entrant,
+    duplicate_poll_rows,
+    increment_invariant_violations,
+    stored_polls,
+)
+from services.common.metrics import metric_values
+
+__all__ = [
+    "baselines_per_entrant",
+    "duplicate_poll_rows",
+    "increment_invariant_violations",
+    "metric_values",
+    "stored_polls",
+]
 
 RACEDAY = [sys.executable, "-m", "services.cli"]
 
@@ -39,16 +53,6 @@ def http_get(url: str, timeout_s: float = 5.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
     except OSError:
         return 0, ""
-
-
-def metric_values(metrics_text: str, name: str) -> dict[str, float]:
-    """Samples of one Prometheus metric: label text -> value."""
-    values: dict[str, float] = {}
-    for line in metrics_text.splitlines():
-        match = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)$", line)
-        if match:
-            values[match.group(1) or ""] = float(match.group(2))
-    return values
 
 
 def children_of(parent_pid: int) -> dict[int, str]:
@@ -121,63 +125,3 @@ def table_counts(database_url: str) -> dict[str, int]:
     )
     with psycopg.connect(database_url) as conn:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}  # type: ignore[index]
-
-
-def _effective_rows(database_url: str) -> dict[str, list[tuple[int, int, int, int, bool]]]:
-    """Per entrant, the latest poll of each effective bucket (money-flow.md §7.1), highest bucket first.
-
-    Rows are (win_pool_amount, place_pool_amount, incremental_win, incremental_place, is_baseline).
-    """
-    query = """
-        SELECT DISTINCT ON (entrant_id, time_interval)
-               entrant_id, time_interval, event_timestamp, id, win_pool_amount, place_pool_amount,
-               incremental_win_amount, incremental_place_amount, is_baseline
-        FROM money_flow_history
-        ORDER BY entrant_id, time_interval, event_timestamp DESC, id DESC
-    """
-    latest: dict[str, list[tuple[int, float, int, tuple[int, int, int, int, bool]]]] = defaultdict(list)
-    with psycopg.connect(database_url) as conn:
-        for entrant, bucket, stamp, row_id, win, place, inc_win, inc_place, baseline in conn.execute(query):
-            latest[entrant].append(
-                (bucket, stamp.timestamp(), row_id, (win, place, inc_win, inc_place, baseline))
-            )
-    effective: dict[str, list[tuple[int, int, int, int, bool]]] = {}
-    for entrant, rows in latest.items():
-        chosen = []
-        newest = (float("-inf"), -1)
-        for _bucket, stamp, row_id, values in sorted(rows, key=lambda r: -r[0]):
-            if (stamp, row_id) > newest:
-                chosen.append(values)
-                newest = (stamp, row_id)
-        effective[entrant] = chosen
-    return effective
-
-
-def increment_invariant_violations(database_url: str) -> list[str]:
-    """Entrants whose increments over their effective buckets do not sum to their latest amounts."""
-    violations = []
-    for entrant, rows in _effective_rows(database_url).items():
-        latest = rows[-1]
-        if sum(r[2] for r in rows) != latest[0] or sum(r[3] for r in rows) != latest[1]:
-            violations.append(entrant)
-    return violations
-
-
-def baselines_per_entrant(database_url: str) -> set[int]:
-    """How many of each entrant's effective buckets are baselines (exactly one when state was kept)."""
-    return {sum(1 for row in rows if row[4]) for rows in _effective_rows(database_url).values()}
-
-
-def duplicate_poll_rows(database_url: str) -> int:
-    """Money-flow and odds rows written twice for the same entrant and poll."""
-    with psycopg.connect(database_url) as conn:
-        money = conn.execute(
-            "SELECT count(*) FROM (SELECT entrant_id, event_timestamp FROM money_flow_history "
-            "GROUP BY 1, 2 HAVING count(*) > 1) d"
-        ).fetchone()
-        odds = conn.execute(
-            "SELECT count(*) FROM (SELECT entrant_id, type, event_timestamp FROM odds_history "
-            "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
-        ).fetchone()
-    assert money is not None and odds is not None
-    return int(money[0]) + int(odds[0])

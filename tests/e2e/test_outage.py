@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -31,13 +32,12 @@ from typing import Any
 
 import grpc
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from services.common.clock import Clock, real_now_ms
 from services.common.config import Env
 from services.common.health import wait_serving
+from services.common.localstack import StackPorts, own_postgres, service_env, stack_env
 from services.common.net import free_port
 from services.common.nztime import from_epoch_ms, nz_date
 from services.common.pgcluster import LocalPostgres
@@ -55,6 +55,7 @@ from tests.e2e.stack import (
     increment_invariant_violations,
     metric_values,
     start_process,
+    stored_polls,
 )
 
 pytestmark = pytest.mark.e2e
@@ -168,53 +169,40 @@ async def outage_stack(tmp: Path) -> AsyncIterator[Stack]:
         port=0, speed=SPEED, clock_anchor_ns=clock.anchor_ms * 1_000_000, scenario=SCENARIO, snapshot_s=15
     )
     cluster_dir = Path(tempfile.mkdtemp(prefix="raceday-outage-pg-"))
-    os.chmod(cluster_dir, 0o755)  # the server's own user must reach its data directory
-    postgres = LocalPostgres(cluster_dir / "data", free_port())
-    await asyncio.to_thread(postgres.init)
+    postgres, database_url = await asyncio.to_thread(own_postgres, cluster_dir)
     try:
-        with psycopg.connect(postgres.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier("raceday")))
-        database_url = postgres.url.rsplit("/", 1)[0] + "/raceday"
         async with run_tabsim(config) as tabsim:
-            ports = {"writer": free_port(), "transformer": free_port()}
-            http_port, fetcher_port = free_port(), free_port()
+            ports = StackPorts()
             env = {
-                "RACEDAY_DATABASE_URL": database_url,
-                "RACEDAY_WRITER_ADDR": f"127.0.0.1:{ports['writer']}",
-                "RACEDAY_TRANSFORMER_ADDR": f"127.0.0.1:{ports['transformer']}",
-                "RACEDAY_FETCHER_ADDR": f"127.0.0.1:{fetcher_port}",
-                "RACEDAY_FETCHER_PORT": str(fetcher_port),
-                "NZTAB_BASE_URL": tabsim.url,
-                "NZTAB_FROM": "outage@example.co.nz",
-                "NZTAB_PARTNER": "Raceday outage test",
-                "NZTAB_PARTNER_ID": "outage",
+                **stack_env(
+                    ports,
+                    database_url=database_url,
+                    tab_url=tabsim.url,
+                    spool_dir=tmp / "spool",
+                    clock=clock,
+                    who="outage",
+                ),
+                "RACEDAY_FETCHER_PORT": str(ports.grpc["fetcher"]),
                 "RACEDAY_FETCHER_DAY_JOBS_ENABLED": "false",
-                "RACEDAY_SPOOL_DIR": str(tmp / "spool"),
                 "RACEDAY_SPOOL_MAX_AGE_MIN": str(SPOOL_MAX_AGE_MIN),
-                "RACEDAY_GATEWAY_HTTP_PORT": str(http_port),
                 "RACEDAY_GATEWAY_HEALTH_DEADLINE_S": "0.3",
                 "RACEDAY_GATEWAY_HEALTH_CACHE_S": "0.1",
-                **clock.env(),
             }
-            stack = Stack(tabsim, clock, postgres, database_url, env, tmp, f"http://127.0.0.1:{http_port}")
+            stack = Stack(tabsim, clock, postgres, database_url, env, tmp, f"http://127.0.0.1:{ports.http}")
             try:
-                for service, port in ports.items():
-                    service_env = {
-                        **env,
-                        f"RACEDAY_{service.upper()}_PORT": str(port),
-                        f"RACEDAY_{service.upper()}_METRICS_PORT": str(free_port()),
-                    }
+                for service in ("writer", "transformer"):
                     stack.others.append(
-                        start_process(["serve", service], service_env, tmp / f"{service}.log")
+                        start_process(
+                            ["serve", service], service_env(env, ports, service), tmp / f"{service}.log"
+                        )
                     )
-                    await wait_serving(f"127.0.0.1:{port}", timeout_s=60)
+                    await wait_serving(ports.address(service), timeout_s=60)
                 await _seed(env, clock)
-                gateway_env = {
-                    **env,
-                    "RACEDAY_GATEWAY_PORT": str(free_port()),
-                    "RACEDAY_GATEWAY_METRICS_PORT": str(free_port()),
-                }
-                stack.others.append(start_process(["serve", "gateway"], gateway_env, tmp / "gateway.log"))
+                stack.others.append(
+                    start_process(
+                        ["serve", "gateway"], service_env(env, ports, "gateway"), tmp / "gateway.log"
+                    )
+                )
                 stack.start_fetcher()
                 yield stack
             finally:
@@ -222,6 +210,7 @@ async def outage_stack(tmp: Path) -> AsyncIterator[Stack]:
                     process.stop()
     finally:
         await asyncio.to_thread(postgres.remove)
+        shutil.rmtree(cluster_dir, ignore_errors=True)
 
 
 async def _seed(env: dict[str, str], clock: Clock) -> None:
@@ -264,13 +253,6 @@ def answered_during(
             continue
         answered[str(entry["race_id"])] += 1
     return answered
-
-
-def stored_polls(database_url: str) -> set[tuple[str, int]]:
-    """(race, poll time in ms) of every committed poll."""
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT race_id, (extract(epoch FROM polled_at) * 1000)::bigint FROM race_polls")
-        return {(race, int(ms)) for race, ms in rows.fetchall()}
 
 
 def histogram_counts(metrics_text: str, name: str) -> dict[float, float]:
