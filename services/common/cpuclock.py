@@ -33,8 +33,12 @@ def _load_clock_getcpuclockid() -> Callable[[int, Any], int] | None:
 _CLOCK_GETCPUCLOCKID = _load_clock_getcpuclockid()
 
 
+# Larger pids do not fit the clock id (it would wrap to this process's own clock); Linux's are smaller.
+_MAX_PID = 1 << 28
+
+
 def _clock_ns(pid: int) -> int | None:
-    if _CLOCK_GETCPUCLOCKID is None:
+    if _CLOCK_GETCPUCLOCKID is None or not 0 < pid < _MAX_PID:
         return None
     clock_id = ctypes.c_int()
     if _CLOCK_GETCPUCLOCKID(pid, ctypes.byref(clock_id)) != 0:
@@ -58,6 +62,8 @@ def _proc_stat_ns(pid: int) -> int | None:
 
 def process_cpu_ns(pid: int) -> int | None:
     """User + system CPU the process `pid` has used so far (ns), or None when it is not readable here."""
+    if not 0 < pid < _MAX_PID:
+        return None
     value = _clock_ns(pid)
     return value if value is not None else _proc_stat_ns(pid)
 
