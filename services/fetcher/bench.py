@@ -73,13 +73,16 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "--rounds", type=int, default=3, help="comparison rounds, each on fresh stacks (default 3)"
     )
     compare.add_argument(
-        "--pairs", type=int, default=2, help="pairs of blocks per scenario and round (default 2)"
+        "--pairs",
+        type=int,
+        default=4,
+        help="pairs of blocks per scenario and round (more, shorter blocks track the load; default 4)",
     )
     compare.add_argument(
         "--saturate-s",
         type=float,
-        default=4.0,
-        help="seconds of each saturating block, 20 pollers busy (0 skips it; default 4)",
+        default=3.0,
+        help="seconds of each saturating block, 20 pollers busy (0 skips it; default 3)",
     )
     compare.add_argument(
         "--malloc",

@@ -71,6 +71,9 @@ DAY_LEAD_S = 600
 # Races of each round: warm-up races (each stack's first polls, unmeasured) and measured ones.
 WARMUP_RACES = 2
 WARMUP_ROUNDS = 3
+# Races whose first polls are measured each round (the batches poll the first 20 of them).
+MEASURED_RACES = 24
+TABSIM_MAX_RACES = 30
 DRIVER_TIMEOUT_S = 600.0
 
 LATENCY_SCENARIOS = (
@@ -488,7 +491,7 @@ async def _compare(args: argparse.Namespace, env: Env) -> int:
     with tempfile.TemporaryDirectory(prefix="raceday-bench-compare-") as scratch:
         scratch_path = Path(scratch)
         server = await server_url(env, scratch_path)
-        races = WARMUP_RACES + max(20, 2 * args.pairs)
+        races = min(TABSIM_MAX_RACES, WARMUP_RACES + max(MEASURED_RACES, args.pairs))
         tabsim = start_bench_tabsim(races, process_env)
         meter = CpuMeter(server)
         try:
