@@ -53,6 +53,7 @@ from services.fetcher.compare_report import (
     cpu_figures,
     failures,
     format_table,
+    median,
     plan_round,
     sample_figure,
     stage_figures,
@@ -441,6 +442,7 @@ def figures(results: Sequence[BlockResult]) -> list[Figure]:
                 saturated.paired,
             )
         )
+    table += stage_figures(results, "first poll")
     table += stage_figures(results, "one race")
     return table
 
@@ -567,6 +569,7 @@ def _block_json(result: BlockResult) -> dict[str, Any]:
         "polls": result.polls,
         "failed": result.failed,
         "cpu_ms": {role: ns / 1e6 for role, ns in result.cpu_ns.items()},
+        "stage_medians_ms": {stage: median(ms) for stage, ms in result.stages.items()},
     }
 
 
