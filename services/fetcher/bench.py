@@ -204,7 +204,7 @@ async def service_processes(
     env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServiceTargets]:
     """The writer and transformer as `raceday serve` processes of the interpreter `python` (another
-    tree's in a comparison: `-I` keeps the working directory out of its import path); `env` replaces
+    tree's in a comparison: `-P` keeps the working directory out of its import path); `env` replaces
     this process's environment as their base."""
     supervisor = Supervisor()
     targets: dict[str, str] = {}
@@ -220,7 +220,7 @@ async def service_processes(
                 f"RACEDAY_{service.upper()}_METRICS_PORT": str(free_port()),
                 "RACEDAY_LOG_LEVEL": "WARNING",
             }
-            argv = [python, "-I", "-m", "services.cli", "serve", service]
+            argv = [python, "-P", "-m", "services.cli", "serve", service]
             child = await supervisor.start(ProcessSpec(service, argv, service_env, logs / service))
             targets[service] = f"127.0.0.1:{port}"
             try:

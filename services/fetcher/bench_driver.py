@@ -1,7 +1,7 @@
 """The fetcher side of `raceday bench pipeline`: poll loops, and a driver process any tree can run.
 
 `raceday bench pipeline` runs these loops in its own process. `raceday bench pipeline --compare REV`
-runs this file as a script under each tree's own interpreter (`python -I .../bench_driver.py`), so
+runs this file as a script under each tree's own interpreter (`python -P .../bench_driver.py`), so
 the `services` it imports, the TAB client and the pipeline it measures, are that tree's. It must
 therefore use only what the code at the oldest compared commit (47f0bbe) already had: the imports
 below, and `RacePipeline.from_channels` only when the tree has it.

@@ -239,7 +239,7 @@ async def running_stack(
             with (logs / "driver").open("ab") as driver_log:
                 process = await asyncio.create_subprocess_exec(
                     tree.python,
-                    "-I",
+                    "-P",
                     bench_driver.__file__,
                     "--tab",
                     tab_url,
