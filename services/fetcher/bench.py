@@ -19,44 +19,33 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvloop
 
 from services.common.channels import create_channel
-from services.common.clock import Clock
 from services.common.config import ConfigError, Env, exit_on_config_error
 from services.common.database import configured_database_url, start_embedded_postgres
 from services.common.health import NotServingError, wait_serving
 from services.common.net import free_port
 from services.common.nztime import nz_today
-from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
+from services.common.proto.raceday.v1 import writer_pb2_grpc
 from services.common.supervisor import ProcessSpec, Supervisor
-from services.fetcher.meetings import meeting_with_races
-from services.fetcher.pipeline import PollResult, RacePipeline, StageDeadlines
+from services.fetcher.bench_driver import batch_rounds, first_polls, make_pipeline, tab_settings
+from services.fetcher.bench_driver import race_ids as fetch_race_ids
+from services.fetcher.pipeline import PollResult, RacePipeline
 from services.fetcher.tab_client import TabClient
-from services.fetcher.tab_results import FetchFailure
-from services.fetcher.tab_settings import TabSettings
-from services.tabsim.server import start_tabsim_process
-
-if TYPE_CHECKING:
-    from services.common.proto.raceday.v1.writer_pb2_grpc import WriterServiceAsyncStub
+from services.tabsim.server import TabSimProcess, start_tabsim_process
 
 STAGES = ("fetch", "state", "transform", "write", "total")
-FETCH_BUDGET_S = 10.0
 TAB_REFRESH_S = 15
 START_TIMEOUT_S = 60.0
 # Targets of issue 6 on this machine (median, ms): one race end to end, and a batch of five.
 TARGET_SINGLE_MS = 15.0
 TARGET_BATCH5_MS = 50.0
-BENCH_IDENTIFICATION = {
-    "NZTAB_FROM": "bench@localhost",
-    "NZTAB_PARTNER": "Raceday bench",
-    "NZTAB_PARTNER_ID": "bench",
-}
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +63,33 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "--batches", default="1,5,20", help="concurrent races per round, comma-separated (default 1,5,20)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for JSON and CSV")
+    compare = parser.add_argument_group(
+        "comparison with another revision (--compare REV)",
+        "Build REV once in a cached tree of its own and run its whole stack and this one's interleaved; "
+        "--iterations is then the rounds per tree, scenario and comparison round.",
+    )
+    compare.add_argument("--compare", metavar="REV", help="compare with this git revision (e.g. 47f0bbe)")
+    compare.add_argument(
+        "--rounds", type=int, default=3, help="comparison rounds, each on fresh stacks (default 3)"
+    )
+    compare.add_argument(
+        "--pairs",
+        type=int,
+        default=4,
+        help="pairs of blocks per scenario and round (more, shorter blocks track the load; default 4)",
+    )
+    compare.add_argument(
+        "--saturate-s",
+        type=float,
+        default=3.0,
+        help="seconds of each saturating block, 20 pollers busy (0 skips it; default 3)",
+    )
+    compare.add_argument(
+        "--malloc",
+        choices=("fixed", "default"),
+        default="fixed",
+        help="glibc malloc thresholds of every Raceday process: fixed (default) or glibc's own",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -169,57 +185,90 @@ def _write_files(out: Path, reports: list[dict[str, Any]]) -> tuple[Path, Path]:
     return json_path, csv_path
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceTargets:
+    """The writer and transformer processes of a benchmark: gRPC targets and process ids."""
+
+    writer: str
+    transformer: str
+    writer_pid: int
+    transformer_pid: int
+
+
 @contextlib.asynccontextmanager
-async def _services(database_url: str, logs: Path) -> AsyncIterator[tuple[str, str]]:
-    """The writer and transformer as `raceday serve` processes; yields their gRPC targets."""
+async def service_processes(
+    database_url: str,
+    logs: Path,
+    *,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[ServiceTargets]:
+    """The writer and transformer as `raceday serve` processes of the interpreter `python` (another
+    tree's in a comparison: `-P` keeps the working directory out of its import path); `env` replaces
+    this process's environment as their base."""
     supervisor = Supervisor()
     targets: dict[str, str] = {}
+    pids: dict[str, int] = {}
+    base = dict(os.environ if env is None else env)
     try:
         for service in ("writer", "transformer"):
             port = free_port()
-            env = {
-                **os.environ,
+            service_env = {
+                **base,
                 "RACEDAY_DATABASE_URL": database_url,
                 f"RACEDAY_{service.upper()}_PORT": str(port),
                 f"RACEDAY_{service.upper()}_METRICS_PORT": str(free_port()),
                 "RACEDAY_LOG_LEVEL": "WARNING",
             }
-            await supervisor.start(
-                ProcessSpec(
-                    service, [sys.executable, "-m", "services.cli", "serve", service], env, logs / service
-                )
-            )
+            argv = [python, "-P", "-m", "services.cli", "serve", service]
+            child = await supervisor.start(ProcessSpec(service, argv, service_env, logs / service))
             targets[service] = f"127.0.0.1:{port}"
             try:
                 await wait_serving(targets[service], timeout_s=START_TIMEOUT_S)
             except NotServingError as exc:
-                raise NotServingError(f"{service} {exc}") from None
-        yield targets["writer"], targets["transformer"]
+                raise NotServingError(f"{service} {exc} (log: {logs / service})") from None
+            if child.pid is None:
+                raise NotServingError(f"{service} exited while starting (log: {logs / service})")
+            pids[service] = child.pid
+        yield ServiceTargets(targets["writer"], targets["transformer"], pids["writer"], pids["transformer"])
     finally:
         await supervisor.stop()
 
 
-async def _race_ids(tab: TabClient, writer: WriterServiceAsyncStub) -> list[str]:
-    fetched = await tab.fetch_meetings(nz_today())
-    if isinstance(fetched, FetchFailure):
-        raise RuntimeError(f"the simulated TAB's meetings failed: {fetched.kind} {fetched.message}")
-    request = writer_pb2.UpsertMeetingsRequest()
-    for item in fetched.meetings:
-        converted = meeting_with_races(item)
-        if converted is not None:
-            request.meetings.append(converted)
-    await writer.UpsertMeetings(request, timeout=30.0)
-    return [race.race_id for entry in request.meetings for race in entry.races]
+async def server_url(env: Env, scratch: Path) -> str:
+    """RACEDAY_DATABASE_URL, or an embedded PostgreSQL whose data lives (and dies) in `scratch`."""
+    database_url = configured_database_url(env)
+    if database_url is None:
+        print("bench pipeline: starting an embedded PostgreSQL in a temporary directory", flush=True)
+        database_url = await asyncio.to_thread(
+            start_embedded_postgres, scratch / "postgres", cleanup_mode="delete"
+        )
+    return database_url
+
+
+def start_bench_tabsim(races: int, env: Mapping[str, str] | None = None) -> TabSimProcess:
+    """The simulated TAB with one meeting of `races` open races (bench scenario)."""
+    return start_tabsim_process(
+        [
+            "--scenario",
+            "bench",
+            "--meetings",
+            "1",
+            "--races",
+            str(races),
+            # The TAB's data refreshes about every 15 s: serve each event from a 15 s snapshot,
+            # so the figures measure Raceday's pipeline rather than the simulator's rendering.
+            "--snapshot-s",
+            str(TAB_REFRESH_S),
+        ],
+        env={**(os.environ if env is None else env), "RACEDAY_LOG_LEVEL": "WARNING"},
+    )
 
 
 async def _first_polls(pipeline: RacePipeline, race_ids: list[str]) -> Scenario:
     """Each race's first poll, one at a time: no cached state, every odds row is new."""
-    scenario = Scenario(1, first=True)
-    for race in race_ids:
-        started = time.perf_counter()
-        scenario.polls.append(await pipeline.poll(race, fetch_budget_s=FETCH_BUDGET_S))
-        scenario.round_ms.append((time.perf_counter() - started) * 1000)
-    return scenario
+    polls, round_ms = await first_polls(pipeline, race_ids)
+    return Scenario(1, first=True, polls=polls, round_ms=round_ms)
 
 
 async def _measure(
@@ -227,78 +276,48 @@ async def _measure(
 ) -> Scenario:
     scenario = Scenario(batch)
     # The same races every round, as the scheduler polls them: the warm-up rounds are their first polls.
-    chosen = race_ids[:batch]
-    for round_number in range(warmup + iterations):
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(pipeline.poll(race, fetch_budget_s=FETCH_BUDGET_S) for race in chosen)
-        )
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        if round_number >= warmup:
-            scenario.polls.extend(results)
-            scenario.round_ms.append(elapsed_ms)
+    measured = await batch_rounds(pipeline, race_ids[:batch], warmup + iterations)
+    for polls, elapsed_ms in measured[warmup:]:
+        scenario.polls.extend(polls)
+        scenario.round_ms.append(elapsed_ms)
     return scenario
 
 
 async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
     with tempfile.TemporaryDirectory(prefix="raceday-bench-") as scratch:
         scratch_path = Path(scratch)
-        database_url = configured_database_url(env)
-        if database_url is None:
-            print("bench pipeline: starting an embedded PostgreSQL in a temporary directory", flush=True)
-            database_url = await asyncio.to_thread(
-                start_embedded_postgres, scratch_path / "postgres", cleanup_mode="delete"
-            )
+        database_url = await server_url(env, scratch_path)
         races_needed = max(batches)
-        tabsim = start_tabsim_process(
-            [
-                "--scenario",
-                "bench",
-                "--meetings",
-                "1",
-                "--races",
-                str(min(max(races_needed, 8), 30)),
-                # The TAB's data refreshes about every 15 s: serve each event from a 15 s snapshot,
-                # so the figures measure Raceday's pipeline rather than the simulator's rendering.
-                "--snapshot-s",
-                str(TAB_REFRESH_S),
-            ],
-            env={**os.environ, "RACEDAY_LOG_LEVEL": "WARNING"},
-        )
+        tabsim = start_bench_tabsim(min(max(races_needed, 8), 30))
         try:
-            async with _services(database_url, scratch_path / "logs") as (writer_target, transformer_target):
-                tab_env = Env({**BENCH_IDENTIFICATION, "NZTAB_BASE_URL": tabsim.url})
-                async with TabClient(TabSettings.from_env(tab_env)) as tab:
-                    writer_channel = create_channel(writer_target)
-                    transformer_channel = create_channel(transformer_target)
-                    writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
-                    pipeline = RacePipeline(
-                        tab,
-                        transformer_channel,
-                        writer_channel,
-                        clock=Clock(),
-                        deadlines=StageDeadlines(),
+            async with (
+                service_processes(database_url, scratch_path / "logs") as services,
+                TabClient(tab_settings(tabsim.url)) as tab,
+            ):
+                writer_channel = create_channel(services.writer)
+                transformer_channel = create_channel(services.transformer)
+                writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
+                pipeline = make_pipeline(tab, transformer_channel, writer_channel)
+                race_ids = await fetch_race_ids(tab, writer, nz_today())
+                if len(race_ids) < races_needed:
+                    raise RuntimeError(
+                        f"the simulated TAB offers {len(race_ids)} races, {races_needed} needed"
                     )
-                    race_ids = await _race_ids(tab, writer)
-                    if len(race_ids) < races_needed:
-                        raise RuntimeError(
-                            f"the simulated TAB offers {len(race_ids)} races, {races_needed} needed"
+                print(f"bench pipeline: {len(race_ids)} open races; batches {batches}", flush=True)
+                print(f"bench pipeline: first poll of each of {len(race_ids)} races ...", flush=True)
+                reports = [_report(await _first_polls(pipeline, race_ids))]
+                for batch in batches:
+                    print(f"bench pipeline: batch of {batch}, {args.iterations} rounds ...", flush=True)
+                    scenario = await _measure(pipeline, race_ids, batch, args.warmup, args.iterations)
+                    reports.append(_report(scenario))
+                    for failure in scenario.failures[:5]:
+                        print(
+                            f"  failed poll {failure.race_id}: {failure.failed_stage} "
+                            f"{failure.failure_kind} {failure.message}",
+                            file=sys.stderr,
                         )
-                    print(f"bench pipeline: {len(race_ids)} open races; batches {batches}", flush=True)
-                    print(f"bench pipeline: first poll of each of {len(race_ids)} races ...", flush=True)
-                    reports = [_report(await _first_polls(pipeline, race_ids))]
-                    for batch in batches:
-                        print(f"bench pipeline: batch of {batch}, {args.iterations} rounds ...", flush=True)
-                        scenario = await _measure(pipeline, race_ids, batch, args.warmup, args.iterations)
-                        reports.append(_report(scenario))
-                        for failure in scenario.failures[:5]:
-                            print(
-                                f"  failed poll {failure.race_id}: {failure.failed_stage} "
-                                f"{failure.failure_kind} {failure.message}",
-                                file=sys.stderr,
-                            )
-                    await writer_channel.close()
-                    await transformer_channel.close()
+                await writer_channel.close()
+                await transformer_channel.close()
         finally:
             tabsim.stop()
     _print_report(reports)
@@ -325,7 +344,8 @@ def _verdict(reports: list[dict[str, Any]]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark; exit 1 when any poll failed or a target was missed."""
+    """Run the benchmark (or, with --compare, the comparison); exit 1 when any poll failed or, without
+    --compare, a target was missed."""
     env = Env()
     with exit_on_config_error():
         try:
@@ -336,4 +356,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--batches", "needs at least one positive batch size")
         if args.iterations < 1 or args.warmup < 0:
             raise ConfigError("--iterations", "must be at least 1 (and --warmup at least 0)")
+        if args.compare is not None:
+            if args.rounds < 1 or args.pairs < 1 or args.saturate_s < 0:
+                raise ConfigError("--rounds", "--rounds and --pairs must be at least 1, --saturate-s >= 0")
+            args.block_rounds = -(-args.iterations // args.pairs)
+    if args.compare is not None:
+        from services.fetcher.compare import run_compare
+
+        return run_compare(args)
     return uvloop.run(_bench(args, batches, env))

@@ -21,7 +21,6 @@ Exits 1 when any write fails or the first-poll median misses the scaled target.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ import uvloop
 from psycopg import sql
 
 from services.common.config import Env, exit_on_config_error
+from services.common.cpuclock import processes_cpu_ns
 from services.common.database import database_url
 from services.common.logs import configure_logging
 from services.common.nztime import nz_date, to_epoch_ms, utc_now
@@ -134,16 +134,10 @@ async def _write(db: Database, request: bytes, series: Series | None) -> None:
 
 def _backend_cpu_seconds(pids: list[int]) -> float | None:
     """User + system CPU of these server processes, or None when they are not on this machine."""
-    total = 0
-    try:
-        for pid in pids:
-            with open(f"/proc/{pid}/stat") as stat:
-                # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    except (OSError, IndexError, ValueError):
+    readings = processes_cpu_ns(pids)
+    if len(readings) != len(pids):
         return None
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(readings.values()) / 1e9
 
 
 async def _bench(args: argparse.Namespace, server_url: str) -> int:
