@@ -34,6 +34,7 @@ from services.common.proto.raceday.v1 import (
 )
 from services.common.timestamps import ms_from_timestamp, timestamp_from_ms
 from services.fetcher import metrics
+from services.fetcher.archive import PollArchiver, ReceivedPayload
 from services.fetcher.spool import PollSpool, SpooledPoll
 from services.fetcher.tab_breaker import BreakerState, CircuitBreaker
 from services.fetcher.tab_client import TabClient
@@ -120,9 +121,12 @@ class RacePipeline:
         clock: Clock,
         deadlines: StageDeadlines,
         spool: PollSpool | None = None,
+        archive: PollArchiver | None = None,
     ) -> None:
         self._tab = tab
         self.spool = spool
+        # Every payload received is handed to the archive (a queue; the poll never waits on it).
+        self.archive = archive
         self.commit_breaker = CircuitBreaker(
             failure_threshold=COMMIT_BREAKER_FAILURES,
             open_s=COMMIT_BREAKER_OPEN_S,
@@ -153,9 +157,18 @@ class RacePipeline:
         clock: Clock,
         deadlines: StageDeadlines,
         spool: PollSpool | None = None,
+        archive: PollArchiver | None = None,
     ) -> RacePipeline:
         """The pipeline over these channels (the name benchmark drivers look for across versions)."""
-        return cls(tab, transformer_channel, writer_channel, clock=clock, deadlines=deadlines, spool=spool)
+        return cls(
+            tab,
+            transformer_channel,
+            writer_channel,
+            clock=clock,
+            deadlines=deadlines,
+            spool=spool,
+            archive=archive,
+        )
 
     @property
     def breaker_state(self) -> str:
@@ -208,6 +221,10 @@ class RacePipeline:
             result.attempts = fetched.attempts
             result.payload_bytes = len(fetched.payload)
             result.polled_at_ms = polled_at_ms
+            if self.archive is not None:
+                self.archive.offer(
+                    ReceivedPayload(race_id, polled_at_ms, fetched.payload, fetched.encoding, baseline)
+                )
             if state_task is None:
                 await self._spool(fetched, polled_at_ms, result)
                 return result

@@ -16,6 +16,9 @@ from services.common.nztime import nz_today
 from services.writer.db import connect
 from services.writer.migrate import MigrationError, applied_versions, apply_migrations
 from services.writer.partitions import (
+    ARCHIVE_TABLES,
+    PARTITIONED_TABLES,
+    SERIES_TABLES,
     PartitionError,
     apply_retention,
     bound_literal,
@@ -37,8 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "partitions",
         help="list time-series partitions and ensure the upcoming ones",
         description=(
-            "Ensure today's and the next NZ days' partitions of money_flow_history and odds_history, "
-            "then list every partition (NZ date, bounds, estimated rows)."
+            "Ensure today's and the next NZ days' partitions of money_flow_history, odds_history and "
+            "the raw-payload archive (archive_polls, archive_payloads), then list every partition "
+            "(NZ date, bounds, estimated rows)."
         ),
     )
     partitions.add_argument(
@@ -48,7 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     partitions.add_argument(
         "--retention",
         action="store_true",
-        help="also detach and drop partitions older than RETENTION_DAYS NZ days",
+        help=(
+            "also detach and drop series partitions older than RETENTION_DAYS NZ days and archive "
+            "partitions older than ARCHIVE_RETENTION_DAYS"
+        ),
     )
     partitions.set_defaults(handler=run_partitions)
 
@@ -114,26 +121,30 @@ async def _partitions(
             return 1
         today = nz_today()
         if not list_only:
-            report = await ensure_partitions(conn, [today + timedelta(days=i) for i in range(days_ahead + 1)])
+            report = await ensure_partitions(
+                conn, [today + timedelta(days=i) for i in range(days_ahead + 1)], PARTITIONED_TABLES
+            )
             for name in report.created:
                 print(f"created {name}")
         if retention:
-            dropped = await apply_retention(conn, today, settings.retention_days)
-            for name in dropped.dropped:
-                print(f"dropped {name}")
-            print(
-                f"retention: kept NZ dates from {dropped.cutoff.isoformat()} ({settings.retention_days} days)"
-            )
-        infos = await list_partitions(conn)
+            for what, tables, days in (
+                ("series", SERIES_TABLES, settings.retention_days),
+                ("archive", ARCHIVE_TABLES, settings.archive_retention_days),
+            ):
+                dropped = await apply_retention(conn, today, days, tables)
+                for name in dropped.dropped:
+                    print(f"dropped {name}")
+                print(f"{what} retention: kept NZ dates from {dropped.cutoff.isoformat()} ({days} days)")
+        infos = await list_partitions(conn, PARTITIONED_TABLES)
     finally:
         await conn.close()
-    header = f"{'partition':<32} {'nz_date':<10}  {'lower (NZ)':<22}  {'upper (NZ)':<22}  {'rows (est.)':>11}"
+    header = f"{'partition':<34} {'nz_date':<10}  {'lower (NZ)':<22}  {'upper (NZ)':<22}  {'rows (est.)':>11}"
     print(header)
     for info in infos:
         rows = "unknown" if info.row_estimate is None else str(info.row_estimate)
         flag = "  (detach pending)" if info.detach_pending else ""
         print(
-            f"{info.name:<32} {info.day.isoformat():<10}  {bound_literal(info.lower):<22}  "
+            f"{info.name:<34} {info.day.isoformat():<10}  {bound_literal(info.lower):<22}  "
             f"{bound_literal(info.upper):<22}  {rows:>11}{flag}"
         )
     print(f"{len(infos)} partitions")
