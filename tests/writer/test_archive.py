@@ -14,6 +14,7 @@ from services.common.nztime import nz_today
 from services.common.payload_archive import ArchiveFormatError, pack, unpack
 from services.common.proto.raceday.v1 import writer_pb2
 from services.common.timestamps import timestamp_from_ms
+from services.fetcher.archive import DROPPED, ArchiveSettings, PollArchiver, ReceivedPayload
 from services.writer.archive import archived_payload, archived_polls
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
@@ -24,6 +25,7 @@ from services.writer.partitions import (
     ensure_partitions,
     list_partitions,
 )
+from services.writer.servicer import WriterServicer, add_writer_servicer
 from tests.conftest import FIXTURES
 from tests.writer.conftest import TEST_SETTINGS, Stubs
 
@@ -94,7 +96,10 @@ async def test_polls_are_archived_once_and_payloads_once_per_day(stubs: Stubs, d
         cur = await conn.execute(
             "SELECT tableoid::regclass::text, count(*) FROM archive_payloads GROUP BY 1 ORDER BY 1"
         )
-        assert await cur.fetchall() == [("archive_payloads_2025_07_17", 1), ("archive_payloads_2025_07_18", 2)]
+        assert await cur.fetchall() == [
+            ("archive_payloads_2025_07_17", 1),
+            ("archive_payloads_2025_07_18", 2),
+        ]
 
 
 async def test_a_bad_batch_is_refused_whole(stubs: Stubs, db: Database) -> None:
@@ -151,3 +156,41 @@ async def test_archive_and_series_retention_are_independent(
             assert await cur.fetchone() == ((1,) if archive_days >= 60 else (0,))
     finally:
         await database.close()
+
+
+async def test_the_fetcher_archiver_never_waits_and_counts_what_it_drops(
+    db: Database, maintainer: PartitionMaintainer
+) -> None:
+    server = grpc.aio.server()
+    add_writer_servicer(WriterServicer(db, maintainer), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    archiver = PollArchiver(channel, ArchiveSettings(queue_max=3, batch_max=2))
+    dropped_before = DROPPED.labels("queue_full")._value.get()
+    try:
+        body = gzip.compress(EVENT)
+        offered = [
+            archiver.offer(ReceivedPayload("r1", LATE + i * 15_000, body, "gzip", baseline=i == 0))
+            for i in range(4)
+        ]
+        # Nothing is archiving yet: the queue holds three and the fourth is dropped, at once.
+        assert offered == [True, True, True, False]
+        assert archiver.dropped == 1
+        assert DROPPED.labels("queue_full")._value.get() == dropped_before + 1
+        archiver.start()
+        await archiver.drain()
+        assert archiver.archived == 3
+        async with db.read_connection() as conn:
+            polls = await archived_polls(conn, date(2025, 7, 17), date(2025, 7, 18))
+            cur = await conn.execute("SELECT count(*) FROM archive_payloads")
+            assert await cur.fetchone() == (1,)
+        assert [(p.baseline, p.received_encoding, p.received_bytes) for p in polls] == [
+            (True, "gzip", len(body)),
+            (False, "gzip", len(body)),
+            (False, "gzip", len(body)),
+        ]
+    finally:
+        await archiver.stop()
+        await channel.close()
+        await server.stop(0)
