@@ -1,19 +1,21 @@
-"""`raceday migrate` and `raceday partitions`: the writer's operator commands."""
+"""`raceday migrate`, `raceday partitions` and `raceday replay`: the writer's operator commands."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
 
 import psycopg
 
 from services.common.config import Env, exit_on_config_error
-from services.common.database import database_url
+from services.common.database import database_url, scratch_database
 from services.common.logs import configure_logging
 from services.common.nztime import nz_today
-from services.writer.db import connect
+from services.writer.db import Database, connect
 from services.writer.migrate import MigrationError, applied_versions, apply_migrations
 from services.writer.partitions import (
     ARCHIVE_TABLES,
@@ -26,6 +28,9 @@ from services.writer.partitions import (
     list_partitions,
 )
 from services.writer.settings import WriterSettings
+
+# done, total, seconds (services/writer/replay.py print_progress).
+Progress = Callable[[int, int, float], None]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +63,29 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ),
     )
     partitions.set_defaults(handler=run_partitions)
+    replay = subparsers.add_parser(
+        "replay",
+        help="re-run the transform over the raw-payload archive and rebuild the series",
+        description=(
+            "Replay the archived polls of NZ days FROM..TO in poll order through the transform and the "
+            "write path. With --into, write the rebuilt series into that database (resumable: polls "
+            "already there are skipped). Without it, nothing is written to the live database: the "
+            "replay goes to a scratch database on the same server and every series row of the "
+            "replayed races is compared with the live rows; exit 1 when any differs."
+        ),
+    )
+    replay.add_argument("--from", dest="first", type=_nz_date, required=True, help="first NZ day, YYYY-MM-DD")
+    replay.add_argument("--to", dest="last", type=_nz_date, required=True, help="last NZ day, YYYY-MM-DD")
+    replay.add_argument("--into", metavar="DATABASE_URL", help="write the rebuilt series into this database")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.set_defaults(handler=run_replay)
+
+
+def _nz_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {value!r}") from None
 
 
 def _settings() -> tuple[str, WriterSettings]:
@@ -149,3 +177,80 @@ async def _partitions(
         )
     print(f"{len(infos)} partitions")
     return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Replay the archive into --into, or compare a replay with the live database."""
+    if args.last < args.first:
+        print("raceday replay: --to is before --from", file=sys.stderr)
+        return 2
+    url, settings = _settings()
+    try:
+        return asyncio.run(_replay(url, settings, args.first, args.last, args.into, quiet=args.quiet))
+    except (MigrationError, PartitionError, psycopg.Error, LookupError, ValueError) as exc:
+        print(f"raceday replay: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _replay(
+    url: str, settings: WriterSettings, first: date, last: date, into: str | None, *, quiet: bool
+) -> int:
+    # Imported here: the transform and the fetcher's wire constants are only needed by replay.
+    from services.writer.replay import print_progress, series_differences
+
+    progress = None if quiet else print_progress
+    source = await connect(url, settings)
+    try:
+        if into is not None:
+            await _replay_into(source, into, settings, first, last, progress=progress)
+            return 0
+        with scratch_database(url, "raceday_replay") as scratch_url:
+            races = await _replay_into(source, scratch_url, settings, first, last, progress=progress)
+            target = await connect(scratch_url, settings)
+            try:
+                differences = await series_differences(source, target, races, first, last)
+            finally:
+                await target.close()
+    finally:
+        await source.close()
+    for line in differences:
+        print(line)
+    if differences:
+        print(f"replay: the live series differ from the replay of {len(races)} races")
+        return 1
+    print(f"replay: the live series of {len(races)} races equal their replay (nothing written to them)")
+    return 0
+
+
+async def _replay_into(
+    source: psycopg.AsyncConnection[Any],
+    target_url: str,
+    settings: WriterSettings,
+    first: date,
+    last: date,
+    *,
+    progress: Progress | None,
+) -> list[str]:
+    """Migrate the target, replay into it, print the figures; the replayed races."""
+    from services.writer.replay import replay
+
+    conn = await connect(target_url, settings)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    target = Database(settings)
+    await target.open(target_url)
+    try:
+        report = await replay(source, target, first, last, progress=progress)
+    finally:
+        await target.close()
+    print(
+        f"replay: {report.polls} archived polls of {len(report.race_ids)} races, NZ days {first} to {last}: "
+        f"{report.written} written, {report.baselines} baselines, {report.skipped} already there, "
+        f"{report.rejected} rejected by the transform; {report.seconds:.1f} s, "
+        f"{report.polls_per_s:,.1f} polls/s"
+    )
+    for line in report.rejections:
+        print(f"  rejected: {line}")
+    return sorted(report.race_ids)
