@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -133,7 +132,8 @@ def _series(url: str) -> dict[str, list[dict[str, Any]]]:
 async def _archive_days(url: str) -> tuple[date, date, int, int]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(
-            "SELECT min(racing_day), max(racing_day), count(*), count(DISTINCT payload_hash) FROM archive_polls"
+            "SELECT min(racing_day), max(racing_day), count(*), count(DISTINCT payload_hash) "
+            "FROM archive_polls"
         )
         row = await cur.fetchone()
     assert row is not None and row[2] > 0
@@ -185,13 +185,13 @@ async def test_a_day_polled_live_replays_into_identical_series(
     assert distinct <= archived
 
     # Against the live database: compared, not written.
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "replay", "--from", str(first), "--to", str(last), "--quiet"],
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "services.cli", "replay", "--from", str(first), "--to", str(last), "--quiet"),
         env={**os.environ, "RACEDAY_DATABASE_URL": fresh_database_url},
-        capture_output=True,
-        text=True,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "equal their replay" in done.stdout
+    output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    assert "equal their replay" in output
     assert _series(fresh_database_url) == live
