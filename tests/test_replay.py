@@ -185,13 +185,28 @@ async def test_a_day_polled_live_replays_into_identical_series(
     assert distinct <= archived
 
     # Against the live database: compared, not written.
+    code, output = await _compare_with_live(fresh_database_url, first, last)
+    assert code == 0, output
+    assert "equal their replay" in output
+    assert _series(fresh_database_url) == live
+    # A stored cent that the archive does not explain is reported.
+    async with await psycopg.AsyncConnection.connect(fresh_database_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE money_flow_history SET win_pool_amount = win_pool_amount + 1 "
+            "WHERE id = (SELECT max(id) FROM money_flow_history)"
+        )
+    code, output = await _compare_with_live(fresh_database_url, first, last)
+    assert code == 1, output
+    assert "1 only live, 1 only replayed" in output
+
+
+async def _compare_with_live(url: str, first: date, last: date) -> tuple[int | None, str]:
+    """`raceday replay --from --to` without --into: exit code and output."""
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "services.cli", "replay", "--from", str(first), "--to", str(last), "--quiet"),
-        env={**os.environ, "RACEDAY_DATABASE_URL": fresh_database_url},
+        env={**os.environ, "RACEDAY_DATABASE_URL": url},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     output = (await process.communicate())[0].decode()
-    assert process.returncode == 0, output
-    assert "equal their replay" in output
-    assert _series(fresh_database_url) == live
+    return process.returncode, output
