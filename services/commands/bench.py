@@ -13,6 +13,7 @@ _BENCH_MODULES = (
     "services.transformer.bench",
     "services.writer.bench",
     "services.fetcher.bench",
+    "services.fetcher.archive_bench",
     "services.gateway.bench",
 )
 

@@ -74,11 +74,25 @@ def payload_hash(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
 
 
+class Packer:
+    """Packs payloads with one reused zstd context (creating one costs about as much as compressing).
+
+    Not thread-safe: one Packer per thread, or calls one at a time.
+    """
+
+    def __init__(self, level: int = DEFAULT_ZSTD_LEVEL) -> None:
+        self._compressor = zstandard.ZstdCompressor(level=level)
+
+    def pack(self, body: bytes, encoding: str) -> PackedPayload:
+        """Hash and compress a payload as received (`encoding` identity or gzip)."""
+        raw = inflate(body, encoding)
+        compressed = self._compressor.compress(raw)
+        return PackedPayload(payload_hash=payload_hash(raw), raw_bytes=len(raw), zstd_payload=compressed)
+
+
 def pack(body: bytes, encoding: str, level: int = DEFAULT_ZSTD_LEVEL) -> PackedPayload:
-    """Hash and compress a payload as received (`encoding` identity or gzip)."""
-    raw = inflate(body, encoding)
-    compressed = zstandard.ZstdCompressor(level=level).compress(raw)
-    return PackedPayload(payload_hash=payload_hash(raw), raw_bytes=len(raw), zstd_payload=compressed)
+    """Hash and compress one payload as received (a Packer for many)."""
+    return Packer(level).pack(body, encoding)
 
 
 def unpack(zstd_payload: bytes, raw_bytes: int, expected_hash: bytes | None = None) -> bytes:

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.config import Env
 from services.common.logs import log_event
-from services.common.payload_archive import ArchiveFormatError, normalise_encoding, pack
+from services.common.payload_archive import ArchiveFormatError, Packer, normalise_encoding
 from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
 from services.common.timestamps import timestamp_from_ms
 
@@ -105,6 +105,8 @@ class PollArchiver:
         self._queue: asyncio.Queue[ReceivedPayload] = asyncio.Queue(maxsize=settings.queue_max)
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = 0.0
+        # Used by one batch at a time (the task awaits each batch's packing before the next).
+        self._packer = Packer(settings.zstd_level)
         self.dropped = 0
         self.archived = 0
 
@@ -180,7 +182,7 @@ class PollArchiver:
         request = writer_pb2.ArchivePollsRequest()
         for item in batch:
             try:
-                packed = pack(item.payload, item.encoding, self.settings.zstd_level)
+                packed = self._packer.pack(item.payload, item.encoding)
                 encoding = normalise_encoding(item.encoding)
             except ArchiveFormatError as exc:
                 self._drop("bad_payload", 1, race_id=item.race_id, detail=str(exc)[:200])
