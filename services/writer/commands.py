@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -79,6 +80,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     replay.add_argument("--into", metavar="DATABASE_URL", help="write the rebuilt series into this database")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(handler=run_replay)
+    export = subparsers.add_parser(
+        "export",
+        help="one NZ racing day's races, entrants, money flow, odds, pools and results as files",
+        description=(
+            "Write the races of NZ day --date and their entrants, money flow, odds, pools and results "
+            "as six Parquet or CSV files (money in integer cents). Needs pyarrow: "
+            "pip install 'raceday[export]'."
+        ),
+    )
+    export.add_argument("--date", dest="day", type=_nz_date, required=True, help="NZ day, YYYY-MM-DD")
+    export.add_argument("--format", dest="fmt", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", type=Path, default=Path("export"), help="directory (default ./export)")
+    export.set_defaults(handler=run_export)
 
 
 def _nz_date(value: str) -> date:
@@ -254,3 +268,29 @@ async def _replay_into(
     for line in report.rejections:
         print(f"  rejected: {line}")
     return sorted(report.race_ids)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export one NZ day as files; exit 2 without pyarrow, 1 on a database error."""
+    from services.writer.export import ExportUnavailableError, export_day
+
+    url, settings = _settings()
+
+    async def export() -> int:
+        conn = await connect(url, settings)
+        try:
+            files = await export_day(conn, args.day, args.fmt, args.out)
+        finally:
+            await conn.close()
+        for exported in files:
+            print(f"{exported.path}: {exported.rows} rows")
+        return 0
+
+    try:
+        return asyncio.run(export())
+    except ExportUnavailableError as exc:
+        print(f"raceday export: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"raceday export: {exc}", file=sys.stderr)
+        return 1
