@@ -79,6 +79,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     replay.add_argument("--to", dest="last", type=_nz_date, required=True, help="last NZ day, YYYY-MM-DD")
     replay.add_argument("--into", metavar="DATABASE_URL", help="write the rebuilt series into this database")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--concurrency", type=int, default=4, help="races replayed at a time, each in poll order (default 4)"
+    )
     replay.set_defaults(handler=run_replay)
     export = subparsers.add_parser(
         "export",
@@ -198,16 +201,36 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.last < args.first:
         print("raceday replay: --to is before --from", file=sys.stderr)
         return 2
+    if not 1 <= args.concurrency <= 64:
+        print("raceday replay: --concurrency must be 1..64", file=sys.stderr)
+        return 2
     url, settings = _settings()
     try:
-        return asyncio.run(_replay(url, settings, args.first, args.last, args.into, quiet=args.quiet))
+        return asyncio.run(
+            _replay(
+                url,
+                settings,
+                args.first,
+                args.last,
+                args.into,
+                quiet=args.quiet,
+                concurrency=args.concurrency,
+            )
+        )
     except (MigrationError, PartitionError, psycopg.Error, LookupError, ValueError) as exc:
         print(f"raceday replay: {exc}", file=sys.stderr)
         return 1
 
 
 async def _replay(
-    url: str, settings: WriterSettings, first: date, last: date, into: str | None, *, quiet: bool
+    url: str,
+    settings: WriterSettings,
+    first: date,
+    last: date,
+    into: str | None,
+    *,
+    quiet: bool,
+    concurrency: int,
 ) -> int:
     # Imported here: the transform and the fetcher's wire constants are only needed by replay.
     from services.writer.replay import print_progress, series_differences
@@ -216,10 +239,14 @@ async def _replay(
     source = await connect(url, settings)
     try:
         if into is not None:
-            await _replay_into(source, into, settings, first, last, progress=progress)
+            await _replay_into(
+                source, into, settings, first, last, progress=progress, concurrency=concurrency
+            )
             return 0
         with scratch_database(url, "raceday_replay") as scratch_url:
-            races = await _replay_into(source, scratch_url, settings, first, last, progress=progress)
+            races = await _replay_into(
+                source, scratch_url, settings, first, last, progress=progress, concurrency=concurrency
+            )
             target = await connect(scratch_url, settings)
             try:
                 differences = await series_differences(source, target, races, first, last)
@@ -244,6 +271,7 @@ async def _replay_into(
     last: date,
     *,
     progress: Progress | None,
+    concurrency: int,
 ) -> list[str]:
     """Migrate the target, replay into it, print the figures; the replayed races."""
     from services.writer.replay import replay
@@ -256,7 +284,7 @@ async def _replay_into(
     target = Database(settings)
     await target.open(target_url)
     try:
-        report = await replay(source, target, first, last, progress=progress)
+        report = await replay(source, target, first, last, progress=progress, concurrency=concurrency)
     finally:
         await target.close()
     print(
