@@ -8,7 +8,7 @@ byte (to the real TAB client, gzip on the wire) and lists the meeting with the r
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 
 import pytest
@@ -68,8 +68,8 @@ async def archived_url(fresh_database_url: str) -> AsyncIterator[str]:
             )
         maintainer = PartitionMaintainer(db)
 
-        async def ensure(days: object) -> object:
-            return await maintainer.ensure_days(days, reason="test")  # type: ignore[arg-type]
+        async def ensure(days: Iterable[date]) -> object:
+            return await maintainer.ensure_days(days, reason="test")
 
         await archive_polls(db, request, ensure_days=ensure)
     finally:
