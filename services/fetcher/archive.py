@@ -3,8 +3,9 @@
 A poll hands its payload (the bytes as received, gzip or identity) to `PollArchiver.offer`,
 which only appends to a bounded in-memory queue and returns: the poll never waits for the
 archive. A background task takes what is queued, in batches, packs each payload on a worker
-thread (SHA-256 of the uncompressed bytes and a zstd frame, services/common/payload_archive.py;
-both release the GIL) and sends the batch to the writer's ArchivePolls. When the queue is
+thread of low CPU priority (SHA-256 of the uncompressed bytes and a zstd frame,
+services/common/payload_archive.py; both release the GIL) and sends the batch to the writer's
+ArchivePolls. When the queue is
 full the payload is dropped, counted (`raceday_archive_dropped_total{reason="queue_full"}`)
 and logged; a batch the writer cannot take after a few tries is dropped the same way
 (reason `write_failed`). The archive never slows or blocks a poll.
@@ -15,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -57,6 +61,8 @@ for _reason in ("queue_full", "write_failed", "bad_payload"):
     DROPPED.labels(_reason)
 
 WRITE_ATTEMPTS: Final = 3
+# The packing thread's nice value (Linux: per thread): it takes CPU that polls leave over.
+PACK_NICENESS: Final = 10
 RETRY_DELAY_S: Final = 0.5
 # At most one drop line per this many seconds (the counter has every drop).
 DROP_LOG_EVERY_S: Final = 10.0
@@ -105,8 +111,12 @@ class PollArchiver:
         self._queue: asyncio.Queue[ReceivedPayload] = asyncio.Queue(maxsize=settings.queue_max)
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = 0.0
-        # Used by one batch at a time (the task awaits each batch's packing before the next).
+        # Used by one batch at a time (the task awaits each batch's packing before the next), on
+        # one thread of low priority, so that packing yields the CPU to polls.
         self._packer = Packer(settings.zstd_level)
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="poll-archive", initializer=_lower_priority
+        )
         self.dropped = 0
         self.archived = 0
 
@@ -144,6 +154,7 @@ class PollArchiver:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        self._executor.shutdown(wait=False)
 
     def _drop(self, reason: str, count: int, **context: object) -> None:
         DROPPED.labels(reason).inc(count)
@@ -205,7 +216,8 @@ class PollArchiver:
 
     async def _archive(self, batch: list[ReceivedPayload]) -> None:
         started = time.perf_counter()
-        request = await asyncio.to_thread(self._pack, batch)
+        loop = asyncio.get_running_loop()
+        request = await loop.run_in_executor(self._executor, self._pack, batch)
         if not request.polls:
             return
         delay = RETRY_DELAY_S
@@ -238,3 +250,9 @@ class PollArchiver:
             ARCHIVED.labels("already_archived").inc(len(request.polls) - archived)
             BATCH_SECONDS.observe(time.perf_counter() - started)
             return
+
+
+def _lower_priority() -> None:
+    """Give the calling thread a lower CPU priority where the OS allows it (Linux: per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PACK_NICENESS)

@@ -389,6 +389,10 @@ class RacePipeline:
             payload = await asyncio.to_thread(entry.payload)
             result.payload_bytes = len(payload)
             await self._commit(payload, entry.encoding, entry.polled_at_ms, prior, result, baseline=False)
+            if self.archive is not None:
+                # Offered at receipt too, when the writer may have been down; archiving is idempotent.
+                archived = ReceivedPayload(entry.race_id, entry.polled_at_ms, payload, entry.encoding)
+                self.archive.offer(archived)
         except _StageFailedError as failure:
             result.failed_stage, result.failure_kind = failure.stage, failure.error.code().name.lower()
             result.message = (failure.error.details() or "")[:200]
