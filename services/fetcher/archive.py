@@ -77,6 +77,8 @@ class ArchiveSettings:
     batch_max: int = 16
     zstd_level: int = 3
     deadline_s: float = 10.0
+    # How long a batch waits to fill after its first payload: fewer, larger ArchivePolls calls.
+    linger_s: float = 1.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ArchiveSettings:
@@ -88,6 +90,7 @@ class ArchiveSettings:
             batch_max=env.integer("RACEDAY_ARCHIVE_BATCH_MAX", 16, minimum=1, maximum=1000),
             zstd_level=env.integer("RACEDAY_ARCHIVE_ZSTD_LEVEL", 3, minimum=1, maximum=19),
             deadline_s=env.number("RACEDAY_ARCHIVE_DEADLINE_S", 10.0, minimum=0.1, maximum=300.0),
+            linger_s=env.number("RACEDAY_ARCHIVE_LINGER_S", 1.0, minimum=0.0, maximum=60.0),
         )
 
 
@@ -175,8 +178,18 @@ class PollArchiver:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self.settings.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            deadline = time.monotonic() + self.settings.linger_s
+            while len(batch) < self.settings.batch_max:
+                if not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout=left))
+                except TimeoutError:
+                    break
             QUEUE_DEPTH.set(self._queue.qsize())
             try:
                 await self._archive(batch)

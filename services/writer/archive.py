@@ -86,6 +86,10 @@ async def _insert(db: Database, rows: Sequence[_Row]) -> tuple[int, int]:
     for row in rows:
         payloads.setdefault((row.racing_day, row.poll.payload_hash), row)
     async with db.write_connection() as conn, conn.transaction():
+        # An archive batch need not wait for its WAL flush (a crash may lose the last fraction of a
+        # second of it; the series' writes keep waiting for theirs), so it never queues a race
+        # write's commit behind its own.
+        await conn.execute("SET LOCAL synchronous_commit = off")
         cur = await conn.execute(
             INSERT_PAYLOADS,
             (
