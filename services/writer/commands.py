@@ -96,6 +96,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--format", dest="fmt", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--out", type=Path, default=Path("export"), help="directory (default ./export)")
     export.set_defaults(handler=run_export)
+    backtest = subparsers.add_parser(
+        "backtest",
+        help="how the runners with the most late Win money finished (strike rates, returns)",
+        description=(
+            "For the final races of NZ days FROM..TO: the runner with the most Win money in the last "
+            "5, 2 and 1 minutes before betting closed, its win and place strike rates with 95%% "
+            "Wilson intervals, and the mean return of $1 at the final tote dividends."
+        ),
+    )
+    backtest.add_argument("--from", dest="first", type=_nz_date, required=True, help="first NZ day")
+    backtest.add_argument("--to", dest="last", type=_nz_date, required=True, help="last NZ day")
+    backtest.set_defaults(handler=run_backtest)
 
 
 def _nz_date(value: str) -> date:
@@ -321,4 +333,31 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     except psycopg.Error as exc:
         print(f"raceday export: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    """Print the backtest's figures per window."""
+    from services.writer.backtest import backtest, format_figures
+
+    if args.last < args.first:
+        print("raceday backtest: --to is before --from", file=sys.stderr)
+        return 2
+    url, settings = _settings()
+
+    async def run() -> int:
+        conn = await connect(url, settings)
+        try:
+            figures, _ = await backtest(conn, args.first, args.last)
+        finally:
+            await conn.close()
+        print(f"backtest: final races of NZ days {args.first} to {args.last}")
+        for line in format_figures(figures):
+            print(line)
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except psycopg.Error as exc:
+        print(f"raceday backtest: {exc}", file=sys.stderr)
         return 1
