@@ -14,7 +14,7 @@ in poll order, and a payload by its address.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -174,16 +174,6 @@ async def archived_polls(conn: AsyncConnection[Any], first: date, last: date) ->
     """Every archived poll of the NZ days first..last (inclusive), in poll order."""
     cur = await conn.execute(SELECT_POLLS, (first, last))
     return [ArchivedPollRow(*row) for row in await cur.fetchall()]
-
-
-async def stream_archived_polls(
-    conn: AsyncConnection[Any], first: date, last: date
-) -> AsyncIterator[ArchivedPollRow]:
-    """The same polls as archived_polls, streamed (server-side cursor)."""
-    async with conn.cursor(name="archived_polls") as cur:
-        await cur.execute(SELECT_POLLS, (first, last))
-        async for row in cur:
-            yield ArchivedPollRow(*row)
 
 
 async def archived_payload(conn: AsyncConnection[Any], racing_day: date, digest: bytes) -> tuple[bytes, int]:
