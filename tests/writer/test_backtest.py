@@ -10,7 +10,7 @@ import pytest
 from services.writer.backtest import backtest, format_figures, wilson_interval
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
-from tests.writer.builder import START, fetch, minutes_before, new_race, poll, write
+from tests.writer.builder import START, fetch, minutes_before, new_race, poll, raceday, write
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ async def _add_win_money(db: Database, race_id: str, entrant_id: str, at: dateti
 
 
 async def test_the_late_money_picks_and_how_they_finished(
-    db: Database, maintainer: PartitionMaintainer
+    db: Database, maintainer: PartitionMaintainer, migrated_database_url: str
 ) -> None:
     race = new_race(runners=4)
     first = poll(race, minutes_before(START, 30))
@@ -78,3 +78,9 @@ async def test_the_late_money_picks_and_how_they_finished(
     lines = format_figures(figures)
     assert lines[1].startswith("last 5 min") and "100.0% [20.7%, 100.0%]" in lines[1]
     assert "$3.40 (n=1)" in lines[1]
+    # The command prints the same table.
+    code, output = await raceday(
+        ["backtest", "--from", "2025-07-16", "--to", "2025-07-18"], migrated_database_url
+    )
+    assert code == 0, output
+    assert lines[1] in output.splitlines()

@@ -14,7 +14,7 @@ import pytest
 from services.writer.db import Database
 from services.writer.export import EXPORTS, export_day
 from services.writer.maintenance import PartitionMaintainer
-from tests.writer.builder import START, fetch, minutes_before, new_race, poll, write
+from tests.writer.builder import START, fetch, minutes_before, new_race, poll, raceday, write
 
 DAY = date(2025, 7, 17)
 
@@ -81,3 +81,17 @@ async def test_an_unknown_format_is_refused(db: Database, tmp_path: Path) -> Non
     async with db.read_connection() as conn:
         with pytest.raises(ValueError, match="format"):
             await export_day(conn, DAY, "xlsx", tmp_path)
+
+
+async def test_the_export_command_writes_the_files(
+    db: Database, maintainer: PartitionMaintainer, migrated_database_url: str, tmp_path: Path
+) -> None:
+    await _day_with_races(db, maintainer)
+    code, output = await raceday(
+        ["export", "--date", DAY.isoformat(), "--format", "csv", "--out", str(tmp_path)],
+        migrated_database_url,
+    )
+    assert code == 0, output
+    assert f"money_flow_{DAY}.csv: 48 rows" in output
+    for name in EXPORTS:
+        assert f"{tmp_path / f'{name}_{DAY}.csv'}: " in output
