@@ -273,6 +273,15 @@ def stored_polls(database_url: str) -> set[tuple[str, int]]:
         return {(race, int(ms)) for race, ms in rows.fetchall()}
 
 
+def archived_polls(database_url: str) -> set[tuple[str, int]]:
+    """(race, poll time in ms) of every poll in the raw-payload archive."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT race_id, (extract(epoch FROM polled_at) * 1000)::bigint FROM archive_polls"
+        )
+        return {(race, int(ms)) for race, ms in rows.fetchall()}
+
+
 def histogram_counts(metrics_text: str, name: str) -> dict[float, float]:
     """Cumulative bucket counts of a Prometheus histogram: upper bound -> count."""
     counts = {}
@@ -339,6 +348,12 @@ async def test_a_database_outage_loses_no_poll(tmp_path: Path) -> None:
             answered_a,
         )
         assert spooled_a <= await asyncio.to_thread(stored_polls, stack.database_url)
+        # The raw-payload archive holds every committed poll too: those answered during the outage
+        # are archived once their spooled polls are written (archiving is idempotent).
+        committed_a = await asyncio.to_thread(stored_polls, stack.database_url)
+        await wait_until(
+            lambda: committed_a <= archived_polls(stack.database_url), "every committed poll archived"
+        )
 
         # --- outage B: 3 min, the fetcher killed while it holds spooled polls ------------------------
         second = Outage()
