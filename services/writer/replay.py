@@ -138,7 +138,8 @@ async def replay(
         return report
     maintainer = PartitionMaintainer(target)
     lower, upper = nz_day_bounds(first)[0], nz_day_bounds(last)[1]
-    days = sorted({poll.racing_day for poll in polls} | {(upper + timedelta(hours=1)).date()})
+    # Every row of a poll goes to the partitions of the poll's NZ day.
+    days = sorted({poll.racing_day for poll in polls})
     await maintainer.ensure_days(days, reason="replay")
     report.race_ids = {poll.race_id for poll in polls}
     # Polls are routed by their own time; a race's polls may run past the last day's midnight.
