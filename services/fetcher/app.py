@@ -164,11 +164,12 @@ class FetcherApp:
 
     async def start(self) -> None:
         """Wait for the writer and transformer, then start scheduling and the day-level jobs."""
+        if self.archive is not None:
+            # Also for polls asked over the RPC when neither the scheduler nor the day jobs run.
+            self.archive.start()
         if not self.settings.scheduler_enabled and not self.settings.day_jobs_enabled:
             return
         await self._wait_for_dependencies()
-        if self.archive is not None:
-            self.archive.start()
         if self.settings.scheduler_enabled:
             self._tasks.append(asyncio.create_task(self.scheduler.run()))
             self._tasks.append(asyncio.create_task(self.drainer.run()))
