@@ -14,6 +14,7 @@ _BENCH_MODULES = (
     "services.writer.bench",
     "services.fetcher.bench",
     "services.fetcher.freshness",
+    "services.fetcher.archive_bench",
     "services.gateway.bench",
     "services.gateway.stream_bench",
 )

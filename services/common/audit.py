@@ -9,15 +9,24 @@ from __future__ import annotations
 from collections import defaultdict
 
 import psycopg
+from psycopg import sql
 
 # Rows are (win_pool_amount, place_pool_amount, incremental_win, incremental_place, is_baseline).
 EffectiveRow = tuple[int, int, int, int, bool]
 
 
-def stored_polls(database_url: str) -> set[tuple[str, int]]:
-    """(race, poll time in ms) of every committed poll."""
+POLL_TABLES = ("race_polls", "archive_polls")
+
+
+def stored_polls(database_url: str, table: str = "race_polls") -> set[tuple[str, int]]:
+    """(race, poll time in ms) of every committed poll (or, with `archive_polls`, every archived one)."""
+    if table not in POLL_TABLES:
+        raise ValueError(f"not a table of polls: {table}")
+    query = sql.SQL("SELECT race_id, (extract(epoch FROM polled_at) * 1000)::bigint FROM {}").format(
+        sql.Identifier(table)
+    )
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT race_id, (extract(epoch FROM polled_at) * 1000)::bigint FROM race_polls")
+        rows = conn.execute(query)
         return {(race, int(ms)) for race, ms in rows.fetchall()}
 
 

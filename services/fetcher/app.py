@@ -21,6 +21,7 @@ from services.common.proto.raceday.v1 import (
     writer_pb2_grpc,
 )
 from services.common.settings import ClientSettings
+from services.fetcher.archive import ArchiveSettings, PollArchiver
 from services.fetcher.cadence import TIER_SECONDS, TIERS
 from services.fetcher.catchup import SpoolDrainer
 from services.fetcher.day_jobs import DayJobs
@@ -115,6 +116,10 @@ class FetcherApp:
             max_bytes=self.settings.spool_max_bytes,
             max_age_ms=self.settings.spool_max_age_s * 1000,
         )
+        archive_settings = ArchiveSettings.from_env(env)
+        self.archive = (
+            PollArchiver(self._writer_channel, archive_settings) if archive_settings.enabled else None
+        )
         self.pipeline = RacePipeline(
             self.tab,
             self._transformer_channel,
@@ -126,6 +131,7 @@ class FetcherApp:
                 write_s=self.settings.write_deadline_s,
             ),
             spool=self.spool,
+            archive=self.archive,
         )
         self.drainer = SpoolDrainer(self.pipeline, self.spool, self.clock)
         self.scheduler = Scheduler(self.settings, self.pipeline, self.writer, self.clock)
@@ -158,6 +164,9 @@ class FetcherApp:
 
     async def start(self) -> None:
         """Wait for the writer and transformer, then start scheduling and the day-level jobs."""
+        if self.archive is not None:
+            # Also for polls asked over the RPC when neither the scheduler nor the day jobs run.
+            self.archive.start()
         if not self.settings.scheduler_enabled and not self.settings.day_jobs_enabled:
             return
         await self._wait_for_dependencies()
@@ -176,6 +185,8 @@ class FetcherApp:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.archive is not None:
+            await self.archive.stop()
         await self.tab.aclose()
         await self._transformer_channel.close()
         await self._writer_channel.close()

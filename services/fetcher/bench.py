@@ -5,6 +5,10 @@ the transformer run as their own processes (`raceday serve`) over an embedded
 PostgreSQL (or RACEDAY_DATABASE_URL); this process plays the fetcher with the
 real TAB client and pipeline. It polls one race at a time, then batches of
 concurrent races, and reports min, median, p95 and p99 per stage and in total.
+
+`--archive on` hands every payload to the raw-payload archive as the fetcher does
+(services/fetcher/archive.py); `--archive both` alternates rounds with and without it, in one
+run, and reports the difference of the medians (the archive's target: at most 0.5 ms).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from services.common.net import free_port
 from services.common.nztime import nz_today
 from services.common.proto.raceday.v1 import writer_pb2_grpc
 from services.common.supervisor import ProcessSpec, Supervisor
+from services.fetcher.archive import ArchiveSettings, PollArchiver
 from services.fetcher.bench_driver import batch_rounds, first_polls, make_pipeline, tab_settings
 from services.fetcher.bench_driver import race_ids as fetch_race_ids
 from services.fetcher.pipeline import PollResult, RacePipeline
@@ -46,6 +51,8 @@ START_TIMEOUT_S = 60.0
 # Targets of issue 6 on this machine (median, ms): one race end to end, and a batch of five.
 TARGET_SINGLE_MS = 15.0
 TARGET_BATCH5_MS = 50.0
+# Issue 15: what the archive may add to one race's median poll.
+TARGET_ARCHIVE_OVERHEAD_MS = 0.5
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,6 +70,12 @@ def add_bench_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "--batches", default="1,5,20", help="concurrent races per round, comma-separated (default 1,5,20)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for JSON and CSV")
+    parser.add_argument(
+        "--archive",
+        choices=("off", "on", "both"),
+        default="off",
+        help="hand payloads to the raw-payload archive: off, on, or both (alternate rounds; default off)",
+    )
     compare = parser.add_argument_group(
         "comparison with another revision (--compare REV)",
         "Build REV once in a cached tree of its own and run its whole stack and this one's interleaved; "
@@ -99,6 +112,8 @@ class Scenario:
 
     batch: int
     first: bool = False
+    # With or without the archive (None: the run does not compare them).
+    archive: bool | None = None
     polls: list[PollResult] = field(default_factory=list)
     round_ms: list[float] = field(default_factory=list)
 
@@ -132,9 +147,13 @@ def _report(scenario: Scenario) -> dict[str, Any]:
         stage: _summary([poll.timings_ms[stage] for poll in ok if stage in poll.timings_ms])
         for stage in STAGES
     }
+    label = "first poll" if scenario.first else f"batch of {scenario.batch}"
+    if scenario.archive is not None:
+        label += " +archive" if scenario.archive else " -archive"
     return {
         "batch": scenario.batch,
-        "scenario": "first poll" if scenario.first else f"batch of {scenario.batch}",
+        "archive": scenario.archive,
+        "scenario": label,
         "polls": len(scenario.polls),
         "failed": len(scenario.failures),
         "stages_ms": stages,
@@ -272,15 +291,27 @@ async def _first_polls(pipeline: RacePipeline, race_ids: list[str]) -> Scenario:
 
 
 async def _measure(
-    pipeline: RacePipeline, race_ids: list[str], batch: int, warmup: int, iterations: int
-) -> Scenario:
-    scenario = Scenario(batch)
+    pipeline: RacePipeline,
+    race_ids: list[str],
+    batch: int,
+    warmup: int,
+    iterations: int,
+    *,
+    archives: Sequence[PollArchiver | None] = (None,),
+) -> list[Scenario]:
+    """Rounds of `batch` concurrent polls; with several `archives`, rounds alternate between them."""
+    compare = len(archives) > 1
+    scenarios = [Scenario(batch, archive=(archive is not None) if compare else None) for archive in archives]
     # The same races every round, as the scheduler polls them: the warm-up rounds are their first polls.
-    measured = await batch_rounds(pipeline, race_ids[:batch], warmup + iterations)
-    for polls, elapsed_ms in measured[warmup:]:
-        scenario.polls.extend(polls)
-        scenario.round_ms.append(elapsed_ms)
-    return scenario
+    chosen = race_ids[:batch]
+    for round_number in range(warmup + iterations * len(archives)):
+        variant = round_number % len(archives)
+        pipeline.archive = archives[variant]
+        [(polls, elapsed_ms)] = await batch_rounds(pipeline, chosen, 1)
+        if round_number >= warmup:
+            scenarios[variant].polls.extend(polls)
+            scenarios[variant].round_ms.append(elapsed_ms)
+    return scenarios
 
 
 async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
@@ -298,6 +329,15 @@ async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
                 transformer_channel = create_channel(services.transformer)
                 writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
                 pipeline = make_pipeline(tab, transformer_channel, writer_channel)
+                archiver = PollArchiver(writer_channel, ArchiveSettings())
+                variants: dict[str, list[PollArchiver | None]] = {
+                    "off": [None],
+                    "on": [archiver],
+                    "both": [archiver, None],
+                }
+                archives = variants[args.archive]
+                archiver.start()
+                pipeline.archive = archives[0]
                 race_ids = await fetch_race_ids(tab, writer, nz_today())
                 if len(race_ids) < races_needed:
                     raise RuntimeError(
@@ -308,14 +348,24 @@ async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
                 reports = [_report(await _first_polls(pipeline, race_ids))]
                 for batch in batches:
                     print(f"bench pipeline: batch of {batch}, {args.iterations} rounds ...", flush=True)
-                    scenario = await _measure(pipeline, race_ids, batch, args.warmup, args.iterations)
-                    reports.append(_report(scenario))
-                    for failure in scenario.failures[:5]:
-                        print(
-                            f"  failed poll {failure.race_id}: {failure.failed_stage} "
-                            f"{failure.failure_kind} {failure.message}",
-                            file=sys.stderr,
-                        )
+                    scenarios = await _measure(
+                        pipeline, race_ids, batch, args.warmup, args.iterations, archives=archives
+                    )
+                    for scenario in scenarios:
+                        reports.append(_report(scenario))
+                        for failure in scenario.failures[:5]:
+                            print(
+                                f"  failed poll {failure.race_id}: {failure.failed_stage} "
+                                f"{failure.failure_kind} {failure.message}",
+                                file=sys.stderr,
+                            )
+                await archiver.stop(grace_s=60.0)
+                if args.archive != "off":
+                    print(
+                        f"bench pipeline: archive: {archiver.archived} polls archived, "
+                        f"{archiver.dropped} dropped",
+                        flush=True,
+                    )
                 await writer_channel.close()
                 await transformer_channel.close()
         finally:
@@ -338,9 +388,31 @@ def _verdict(reports: list[dict[str, Any]]) -> int:
             problems.append(
                 f"batch-of-5 median {report['round_ms']['median']:.2f} ms is above {TARGET_BATCH5_MS} ms"
             )
+    problems += _archive_overhead(reports)
     for problem in problems:
         print(f"bench pipeline: FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _archive_overhead(reports: list[dict[str, Any]]) -> list[str]:
+    """Print the archive's cost per batch size (rounds with it minus rounds without); problems."""
+    problems: list[str] = []
+    for batch in sorted({report["batch"] for report in reports if report["archive"] is not None}):
+        with_it, without = (
+            next(r for r in reports if r["batch"] == batch and r["archive"] is flag) for flag in (True, False)
+        )
+        poll_ms = with_it["stages_ms"]["total"]["median"] - without["stages_ms"]["total"]["median"]
+        round_ms = with_it["round_ms"]["median"] - without["round_ms"]["median"]
+        print(
+            f"bench pipeline: archive overhead, batch of {batch}: median poll {poll_ms:+.3f} ms, "
+            f"median round {round_ms:+.3f} ms"
+        )
+        if batch == 1 and poll_ms > TARGET_ARCHIVE_OVERHEAD_MS:
+            problems.append(
+                f"the archive adds {poll_ms:.3f} ms to the one-race median "
+                f"(target {TARGET_ARCHIVE_OVERHEAD_MS} ms)"
+            )
+    return problems
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from services.common.proto.raceday.v1 import (
 )
 from services.common.timestamps import ms_from_timestamp, timestamp_from_ms
 from services.fetcher import metrics
+from services.fetcher.archive import PollArchiver, ReceivedPayload
 from services.fetcher.spool import PollSpool, SpooledPoll
 from services.fetcher.tab_breaker import BreakerState, CircuitBreaker
 from services.fetcher.tab_client import TabClient
@@ -124,9 +125,12 @@ class RacePipeline:
         clock: Clock,
         deadlines: StageDeadlines,
         spool: PollSpool | None = None,
+        archive: PollArchiver | None = None,
     ) -> None:
         self._tab = tab
         self.spool = spool
+        # Every payload received is handed to the archive (a queue; the poll never waits on it).
+        self.archive = archive
         self.commit_breaker = CircuitBreaker(
             failure_threshold=COMMIT_BREAKER_FAILURES,
             open_s=COMMIT_BREAKER_OPEN_S,
@@ -157,9 +161,18 @@ class RacePipeline:
         clock: Clock,
         deadlines: StageDeadlines,
         spool: PollSpool | None = None,
+        archive: PollArchiver | None = None,
     ) -> RacePipeline:
         """The pipeline over these channels (the name benchmark drivers look for across versions)."""
-        return cls(tab, transformer_channel, writer_channel, clock=clock, deadlines=deadlines, spool=spool)
+        return cls(
+            tab,
+            transformer_channel,
+            writer_channel,
+            clock=clock,
+            deadlines=deadlines,
+            spool=spool,
+            archive=archive,
+        )
 
     @property
     def breaker_state(self) -> str:
@@ -213,6 +226,10 @@ class RacePipeline:
             result.payload_bytes = len(fetched.payload)
             result.polled_at_ms = polled_at_ms
             result.generated_at_ms = _epoch_ms(fetched.summary["generated_time"])
+            if self.archive is not None:
+                self.archive.offer(
+                    ReceivedPayload(race_id, polled_at_ms, fetched.payload, fetched.encoding, baseline)
+                )
             if state_task is None:
                 await self._spool(fetched, polled_at_ms, result)
                 return result
@@ -377,6 +394,10 @@ class RacePipeline:
             payload = await asyncio.to_thread(entry.payload)
             result.payload_bytes = len(payload)
             await self._commit(payload, entry.encoding, entry.polled_at_ms, prior, result, baseline=False)
+            if self.archive is not None:
+                # Offered at receipt too, when the writer may have been down; archiving is idempotent.
+                archived = ReceivedPayload(entry.race_id, entry.polled_at_ms, payload, entry.encoding)
+                self.archive.offer(archived)
         except _StageFailedError as failure:
             result.failed_stage, result.failure_kind = failure.stage, failure.error.code().name.lower()
             result.message = (failure.error.details() or "")[:200]

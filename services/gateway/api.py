@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Final
 
 import grpc
@@ -45,6 +46,9 @@ RACE_NOT_FOUND: Final = "Race not found"
 MEETING_NOT_FOUND: Final = "Meeting not found"
 
 DATE = DateParam("date", "NZ date YYYY-MM-DD; default today's NZ date.")
+DATE_FROM = DateParam("date_from", "First NZ date YYYY-MM-DD; default 30 days before date_to.")
+DATE_TO = DateParam("date_to", "Last NZ date YYYY-MM-DD; default today's NZ date.")
+BACKTEST_DEFAULT_DAYS: Final = 30
 RACE_TYPE = RaceTypeParam("race_type", "thoroughbred, harness, greyhound or T, H, G (any case).")
 COUNTRY = TextParam("country", "Country code, any case.", max_chars=16)
 MEETING_ID = IdParam(
@@ -289,6 +293,16 @@ def build_operations(
         )
         return json_response(request, serialize.alert_config(response.config))
 
+    async def get_backtest(request: Request) -> Response:
+        q = Query(request.query_params)
+        last = DATE_TO.read(q) or nz_today(from_epoch_ms(clock.now_ms()))
+        first = DATE_FROM.read(q) or last - timedelta(days=BACKTEST_DEFAULT_DAYS - 1)
+        if last < first:
+            raise ApiError(400, "date_to is before date_from")
+        message = query_pb2.GetBacktestRequest(date_from=first.isoformat(), date_to=last.isoformat())
+        response = await backend.call(query.GetBacktest, message)
+        return json_response(request, serialize.backtest(first.isoformat(), last.isoformat(), response))
+
     health_responses = {200: ref("HealthOk"), 503: ref("HealthDown")}
     race_errors = (400, 404, 500, 503, 504)
     body_errors = (400, 413, 415, 500, 503, 504)
@@ -412,6 +426,21 @@ def build_operations(
             {200: ref("Timeline")},
             params=(RACE_ID, ENTRANTS, POOL_TYPE, TIMELINE_LIMIT, CURSOR_AFTER, CREATED_AFTER),
             errors=race_errors,
+        ),
+        Operation(
+            "GET",
+            "/api/backtest",
+            get_backtest,
+            "Backtest: how the runners with the most late Win money finished",
+            "backtest",
+            {200: ref("Backtest")},
+            params=(DATE_FROM, DATE_TO),
+            description=(
+                "For the final races of NZ dates date_from..date_to (at most 366 days): the runner with "
+                "the most Win money in the last 5, 2 and 1 minutes before betting closed, its win and place "
+                "strike rates (fractions) with 95% Wilson intervals, and the mean return of $1 on it at the "
+                "final tote dividends, with the number of races behind each figure."
+            ),
         ),
         Operation(
             "GET",

@@ -435,6 +435,30 @@ COMPONENTS: Final[dict[str, Schema]] = {
         "type": "object",
         "properties": {"user_id": STRING},
     },
+    "Backtest": obj(
+        {
+            "date_from": {"type": "string", "pattern": DATE_PATTERN},
+            "date_to": {"type": "string", "pattern": DATE_PATTERN},
+            "windows": array(
+                obj(
+                    {
+                        "window_minutes": INTEGER,
+                        "races": INTEGER,
+                        "wins": INTEGER,
+                        "places": INTEGER,
+                        "win_strike_rate": N_NUMBER,
+                        "win_strike_rate_ci": array(NUMBER),
+                        "place_strike_rate": N_NUMBER,
+                        "place_strike_rate_ci": array(NUMBER),
+                        "win_return": N_NUMBER,
+                        "win_return_races": INTEGER,
+                        "place_return": N_NUMBER,
+                        "place_return_races": INTEGER,
+                    }
+                )
+            ),
+        }
+    ),
     "HealthOk": obj(
         {
             "status": {"const": "healthy"},

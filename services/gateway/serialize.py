@@ -319,3 +319,32 @@ def alert_config(config: query_pb2.AlertConfig) -> dict[str, Any]:
         "toggle_all": bool(indicators) and all(item["enabled"] for item in indicators),
         "audible_alerts_enabled": audible,
     }
+
+
+def backtest(date_from: str, date_to: str, response: query_pb2.GetBacktestResponse) -> dict[str, Any]:
+    """GET /api/backtest: the figures per window (strike rates as fractions, returns in dollars per $1)."""
+
+    def rate(count: int, races: int) -> float | None:
+        return count / races if races else None
+
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "windows": [
+            {
+                "window_minutes": w.window_minutes,
+                "races": w.races,
+                "wins": w.wins,
+                "places": w.places,
+                "win_strike_rate": rate(w.wins, w.races),
+                "win_strike_rate_ci": [w.win_ci_low, w.win_ci_high],
+                "place_strike_rate": rate(w.places, w.races),
+                "place_strike_rate_ci": [w.place_ci_low, w.place_ci_high],
+                "win_return": w.win_return if w.HasField("win_return") else None,
+                "win_return_races": w.win_return_races,
+                "place_return": w.place_return if w.HasField("place_return") else None,
+                "place_return_races": w.place_return_races,
+            }
+            for w in response.windows
+        ],
+    }

@@ -310,6 +310,13 @@ def _event(state: SimState, request: Request, event_id: str, now_ns: int) -> Rep
     url = _url(request)
     if state.replay:
         return _replay_event(state, event_id, url, now_ns, options)
+    if state.archive is not None:
+        archived = state.archive.event_at(event_id, now_ns)
+        if archived is None:
+            return Reply(
+                404, error_body(f"Event Details: {event_id}", url, now_ns, "event not found", "NOT_FOUND")
+            )
+        return Reply(200, archived)
     race = state.day.races.get(event_id) if state.day else None
     if race is None:
         return Reply(
@@ -421,6 +428,8 @@ def _meetings(state: SimState, request: Request, now_ns: int) -> Reply:
     url = _url(request)
     if state.replay:
         return _replay_meetings(state, request, url, now_ns)
+    if state.archive is not None:
+        return _archive_meetings(state, request, url, now_ns)
     assert state.day is not None
     today = nz_date(datetime.fromtimestamp(now_ns // NS_PER_S, UTC))
     query = _meeting_query(state, request, now_ns, today)
@@ -439,6 +448,17 @@ def _replay_meetings(state: SimState, request: Request, url: str, now_ns: int) -
     kept = [m for m in recorded if _keep(query, m["date"], m["meeting"], m["country"], m["category"])]
     if len(kept) == len(recorded) and query["offset"] == 0 and query["limit"] >= len(recorded):
         return Reply(200, raw)
+    page = kept[query["offset"] : query["offset"] + query["limit"]]
+    return Reply(200, success_body("Race Meetings", url, now_ns, query["params"], {"meetings": page}))
+
+
+def _archive_meetings(state: SimState, request: Request, url: str, now_ns: int) -> Reply:
+    assert state.archive is not None
+    query = _meeting_query(state, request, now_ns, state.archive.day)
+    documents = state.archive.meetings_at(now_ns)
+    kept = [
+        m for m in documents if _keep(query, m["date"], m["meeting"], str(m["country"]), str(m["category"]))
+    ]
     page = kept[query["offset"] : query["offset"] + query["limit"]]
     return Reply(200, success_body("Race Meetings", url, now_ns, query["params"], {"meetings": page}))
 

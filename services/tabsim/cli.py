@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import uvloop
@@ -96,6 +97,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="serve each event from a snapshot at most this many simulated seconds old (0 = render always)",
     )
+    parser.add_argument(
+        "--archive",
+        metavar="DATABASE_URL",
+        help="serve an archived NZ day from this database's raw-payload archive (with --archive-date)",
+    )
+    parser.add_argument(
+        "--archive-date", type=date.fromisoformat, metavar="YYYY-MM-DD", help="the archived NZ day to serve"
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.set_defaults(handler=run)
 
@@ -144,6 +153,10 @@ def config_from_args(args: argparse.Namespace, env: Env | None = None) -> TabSim
     except ValueError as exc:
         raise ConfigError("--fault-*", str(exc)) from None
     changes: dict[str, Any] = {"scenario": scenario, "faults": faults}
+    if args.archive is not None:
+        changes["archive_url"] = args.archive
+    if args.archive_date is not None:
+        changes["archive_date"] = args.archive_date
     for flag in ("host", "port", "seed", "speed", "replay", "offset_s", "gzip_level", "snapshot_s"):
         value = getattr(args, flag)
         if value is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from services.common.clock import ANCHOR_VAR, SPEED_VAR
@@ -38,6 +38,10 @@ class TabSimConfig:
     # many simulated seconds ago is served again as is (0 renders every request).
     snapshot_s: float = 0.0
     request_log_size: int = 5000
+    # Serve an archived NZ day (services/tabsim/archive_day.py) from this database instead of a
+    # synthetic day: `raceday tabsim --archive URL --archive-date D`.
+    archive_url: str | None = None
+    archive_date: date | None = None
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
@@ -47,6 +51,10 @@ class TabSimConfig:
         if not 0 <= self.gzip_level <= 9:
             raise ValueError(f"gzip_level must be 0..9, got {self.gzip_level}")
         Faults.from_json(self.faults)  # validates the knobs early
+        if (self.archive_url is None) != (self.archive_date is None):
+            raise ValueError("--archive and --archive-date go together")
+        if self.archive_url is not None and self.replay:
+            raise ValueError("--archive and --replay are exclusive")
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> TabSimConfig:

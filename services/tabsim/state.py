@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from services.tabsim.archive_day import ArchivedDay
 from services.tabsim.clock import NS_PER_S, SimClock
 from services.tabsim.config import TabSimConfig
 from services.tabsim.event import EventRenderer
@@ -164,7 +165,13 @@ class SimState:
         self.seed = config.seed
         self.scenario = config.scenario
         self.day: Day | None = None
-        if not config.replay:
+        self.archive: ArchivedDay | None = None
+        if config.archive_url is not None and config.archive_date is not None:
+            self.archive = ArchivedDay.load(config.archive_url, config.archive_date)
+            if config.now_ns is None and not config.offset_s:
+                # The archive's instants are the day's time: start at its first poll.
+                self.clock.set_now_ns(self.archive.first_poll_ns)
+        elif not config.replay:
             self.rebuild()
 
     @property

@@ -1,8 +1,10 @@
 """Partition maintenance: at start-up, nightly at PARTITION_MAINTENANCE_AT NZ, and as recovery.
 
-Every run ensures today's and tomorrow's partitions (NZ dates); the nightly run then
-applies retention. Runs are logged (`partition_maintenance`), recorded in job_runs and
-exported as `raceday_job_last_success_timestamp{job="partitions"|"retention"}`.
+Every run ensures today's and tomorrow's partitions (NZ dates) of the series and of the
+raw-payload archive; the nightly run then applies retention: RETENTION_DAYS to the series,
+ARCHIVE_RETENTION_DAYS to the archive, each without touching the other. Runs are logged
+(`partition_maintenance`), recorded in job_runs and exported as
+`raceday_job_last_success_timestamp{job="partitions"|"retention"|"archive_retention"}`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from services.common.logs import log_event
 from services.common.nztime import nz_date, nz_local_time, nz_today, utc_now
 from services.writer import jobs, metrics
 from services.writer.db import Database
-from services.writer.partitions import apply_retention, ensure_partitions
+from services.writer.partitions import (
+    ARCHIVE_TABLES,
+    PARTITIONED_TABLES,
+    SERIES_TABLES,
+    RetentionReport,
+    apply_retention,
+    ensure_partitions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +53,7 @@ class PartitionMaintainer:
         """Ensure partitions for the NZ dates; returns the names created."""
         wanted = sorted(set(days))
         async with self._db.maintenance_connection() as conn:
-            report = await ensure_partitions(conn, wanted)
+            report = await ensure_partitions(conn, wanted, PARTITIONED_TABLES)
         log_event(
             logger,
             "partition_maintenance",
@@ -68,28 +77,36 @@ class PartitionMaintainer:
         metrics.JOB_LAST_SUCCESS.labels("partitions").set(wall_time.time())
         if not retention:
             return
+        settings = self._db.settings
+        await self._retention("retention", today, SERIES_TABLES, settings.retention_days)
+        await self._retention("archive_retention", today, ARCHIVE_TABLES, settings.archive_retention_days)
+
+    async def _retention(self, job: str, today: date, tables: tuple[str, ...], days: int) -> RetentionReport:
+        """Retention of one set of tables, recorded in job_runs as `job`."""
         started = utc_now()
         try:
             async with self._db.maintenance_connection() as conn:
-                report = await apply_retention(conn, today, self._db.settings.retention_days)
+                report = await apply_retention(conn, today, days, tables)
         except Exception as exc:
-            await self._write_job_run("retention", today, started, "failed", {"error": type(exc).__name__})
+            await self._write_job_run(job, today, started, "failed", {"error": type(exc).__name__})
             raise
         await self._write_job_run(
-            "retention",
+            job,
             today,
             started,
             "succeeded",
             {"dropped": report.dropped, "cutoff": report.cutoff.isoformat()},
         )
-        metrics.JOB_LAST_SUCCESS.labels("retention").set(wall_time.time())
+        metrics.JOB_LAST_SUCCESS.labels(job).set(wall_time.time())
         log_event(
             logger,
             "partition_retention",
+            job=job,
             cutoff=report.cutoff.isoformat(),
             dropped=report.dropped,
             ms=round(report.seconds * 1000, 1),
         )
+        return report
 
     async def _write_job_run(
         self, job: str, today: date, started: datetime, status: str, stats: dict[str, Any]

@@ -1,9 +1,12 @@
-"""NZ-racing-day partitions of the time-series tables (storage §3).
+"""NZ-racing-day partitions of the time-series tables (storage §3) and of the raw-payload archive.
 
-One partition per table per Pacific/Auckland date D, named `<table>_YYYY_MM_DD`, bounded
-by the NZ midnights of D and D+1 written with explicit UTC offsets. Creation is
+One partition per table per Pacific/Auckland date D, named `<table>_YYYY_MM_DD`. The series
+are ranged on `event_timestamp`, bounded by the NZ midnights of D and D+1 written with
+explicit UTC offsets; the archive tables (migrations/0003_poll_archive.sql) are ranged on
+their `racing_day` date column, bounded by the dates D and D+1. Creation is
 create-then-ATTACH under an advisory lock on the maintenance connection, idempotent
-when several writers race; retention detaches (concurrently) and drops old days.
+when several writers race; retention detaches (concurrently) and drops old days, each set
+of tables with its own retention.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ from services.writer import metrics
 logger = logging.getLogger(__name__)
 
 SERIES_TABLES: Final = ("money_flow_history", "odds_history")
+# Ranged on their `racing_day` date (the NZ date of the poll) rather than an instant.
+ARCHIVE_TABLES: Final = ("archive_payloads", "archive_polls")
+PARTITIONED_TABLES: Final = SERIES_TABLES + ARCHIVE_TABLES
 # pg_advisory_lock key reserved for partition maintenance ("RDPARTIT" as 8 bytes).
 PARTITION_LOCK_KEY = int.from_bytes(b"RDPARTIT", "big") & 0x7FFF_FFFF_FFFF_FFFF
 LOCK_WAIT_S = 120.0
 STEP_ATTEMPTS = 4
-_NAME = re.compile(r"^(money_flow_history|odds_history)_(\d{4})_(\d{2})_(\d{2})$")
+_NAME = re.compile(
+    r"^(money_flow_history|odds_history|archive_payloads|archive_polls)_(\d{4})_(\d{2})_(\d{2})$"
+)
 
 
 class PartitionError(Exception):
@@ -53,8 +61,8 @@ class PartitionInfo:
 
 def partition_name(table: str, day: date) -> str:
     """`<table>_YYYY_MM_DD` from the NZ date."""
-    if table not in SERIES_TABLES:
-        raise ValueError(f"not a partitioned series table: {table}")
+    if table not in PARTITIONED_TABLES:
+        raise ValueError(f"not a partitioned table: {table}")
     return f"{table}_{day:%Y_%m_%d}"
 
 
@@ -80,9 +88,27 @@ def bound_literal(instant: datetime) -> str:
 
 
 def partition_bounds(day: date) -> tuple[str, str]:
-    """Lower (inclusive) and upper (exclusive) bound literals of the NZ day's partition."""
+    """Lower (inclusive) and upper (exclusive) bound literals of the NZ day's series partition."""
     lower, upper = nz_day_bounds(day)
     return bound_literal(lower), bound_literal(upper)
+
+
+def _date_keyed(table: str) -> bool:
+    return table in ARCHIVE_TABLES
+
+
+def _partition_key(table: str) -> tuple[str, str]:
+    """(column, SQL type) the table is ranged on."""
+    if _date_keyed(table):
+        return "racing_day", "date"
+    return "event_timestamp", "timestamptz"
+
+
+def table_bounds(table: str, day: date) -> tuple[str, str]:
+    """Bound literals of `table`'s partition for the NZ day: instants with offsets, or dates."""
+    if _date_keyed(table):
+        return day.isoformat(), (day + timedelta(days=1)).isoformat()
+    return partition_bounds(day)
 
 
 @dataclass(slots=True)
@@ -185,10 +211,14 @@ async def _relation_state(
     return relkind == "r", parent, bound
 
 
-async def _expected_bound_text(conn: AsyncConnection[Any], lower: str, upper: str) -> str:
+async def _expected_bound_text(conn: AsyncConnection[Any], table: str, lower: str, upper: str) -> str:
     """The bound expression as PostgreSQL renders it in this session (for exact comparison)."""
+    _, kind = _partition_key(table)
     cur = await conn.execute(
-        "SELECT format('FOR VALUES FROM (%%L) TO (%%L)', %s::timestamptz, %s::timestamptz)", (lower, upper)
+        sql.SQL("SELECT format('FOR VALUES FROM (%%L) TO (%%L)', %s::{kind}, %s::{kind})").format(
+            kind=sql.SQL(kind)
+        ),
+        (lower, upper),
     )
     row = await cur.fetchone()
     if row is None:  # pragma: no cover
@@ -199,7 +229,8 @@ async def _expected_bound_text(conn: AsyncConnection[Any], lower: str, upper: st
 async def _ensure_one(conn: AsyncConnection[Any], table: str, day: date) -> bool:
     """Steps 2-6 of storage §3.2 for one partition; True when this call attached it."""
     name = partition_name(table, day)
-    lower, upper = partition_bounds(day)
+    lower, upper = table_bounds(table, day)
+    column, kind = _partition_key(table)
     state = await _relation_state(conn, name)
     child = sql.Identifier(name)
     parent = sql.Identifier(table)
@@ -211,7 +242,7 @@ async def _ensure_one(conn: AsyncConnection[Any], table: str, day: date) -> bool
         if attached_to is not None:
             if attached_to != table:
                 raise PartitionError(f"{name} is attached to {attached_to}, not {table}")
-            expected = await _expected_bound_text(conn, lower, upper)
+            expected = await _expected_bound_text(conn, table, lower, upper)
             if bound != expected:
                 raise PartitionError(f"{name} is attached with bounds {bound}, expected {expected}")
             return False
@@ -234,9 +265,16 @@ async def _ensure_one(conn: AsyncConnection[Any], table: str, day: date) -> bool
             # A CHECK equal to the bounds lets ATTACH skip its validation scan.
             await conn.execute(
                 sql.SQL(
-                    "ALTER TABLE {} ADD CONSTRAINT {} CHECK (event_timestamp IS NOT NULL "
-                    "AND event_timestamp >= {}::timestamptz AND event_timestamp < {}::timestamptz)"
-                ).format(child, check_name, sql.Literal(lower), sql.Literal(upper))
+                    "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL "
+                    "AND {column} >= {lower}::{kind} AND {column} < {upper}::{kind})"
+                ).format(
+                    child=child,
+                    check=check_name,
+                    column=sql.Identifier(column),
+                    lower=sql.Literal(lower),
+                    upper=sql.Literal(upper),
+                    kind=sql.SQL(kind),
+                )
             )
     # Attach in its own statement: SHARE UPDATE EXCLUSIVE on the parent, readers and writers continue.
     await conn.execute(
@@ -252,27 +290,33 @@ async def _ensure_one(conn: AsyncConnection[Any], table: str, day: date) -> bool
 async def list_partitions(
     conn: AsyncConnection[Any], tables: Sequence[str] = SERIES_TABLES
 ) -> list[PartitionInfo]:
-    """Every partition attached to the series tables, by table then date."""
+    """Every partition attached to `tables` (by default the series), by table then date."""
     cur = await conn.execute(
         """
         SELECT p.relname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples::bigint,
                i.inhdetachpending,
-               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz,
+               CASE WHEN p.relname = ANY(%s) THEN NULL ELSE
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz
+               END,
+               CASE WHEN p.relname = ANY(%s) THEN NULL ELSE
                (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz
+               END
         FROM pg_inherits i
         JOIN pg_class p ON p.oid = i.inhparent
         JOIN pg_class c ON c.oid = i.inhrelid
         WHERE p.relname = ANY(%s) AND p.relnamespace = current_schema()::regnamespace
         ORDER BY p.relname, c.relname
         """,
-        (list(tables),),
+        (list(ARCHIVE_TABLES), list(ARCHIVE_TABLES), list(tables)),
     )
     result: list[PartitionInfo] = []
-    for parent, name, _bound, tuples, pending, lower, upper in await cur.fetchall():
+    for parent, name, _bound, tuples, pending, lower_bound, upper_bound in await cur.fetchall():
         day = parse_partition_day(name)
         if day is None:
             log_event(logger, "partition_unexpected_name", logging.WARNING, partition=name)
             continue
+        # Ranged on dates: the instants those NZ dates stand for.
+        lower, upper = nz_day_bounds(day) if _date_keyed(parent) else (lower_bound, upper_bound)
         result.append(
             PartitionInfo(
                 table=parent,
@@ -299,10 +343,11 @@ class RetentionReport:
 async def apply_retention(
     conn: AsyncConnection[Any], today: date, retention_days: int, tables: Sequence[str] = SERIES_TABLES
 ) -> RetentionReport:
-    """Detach (concurrently) and drop every partition for NZ dates before today - retention_days.
+    """Detach (concurrently) and drop every partition of `tables` for NZ dates before today - retention_days.
 
-    Also removes the poll identities (race_polls) older than the cutoff. `conn` must be an
-    autocommit connection: DETACH ... CONCURRENTLY cannot run inside a transaction block.
+    With the series tables, also removes the poll identities (race_polls) older than the
+    cutoff; the archive tables have their own retention and touch nothing else. `conn` must be
+    an autocommit connection: DETACH ... CONCURRENTLY cannot run inside a transaction block.
     """
     started = time.perf_counter()
     cutoff = today - timedelta(days=retention_days)
@@ -328,8 +373,9 @@ async def apply_retention(
             log_event(logger, "partition_dropped", partition=info.name, day=info.day.isoformat())
             metrics.PARTITIONS_DROPPED.labels(info.table).inc()
             dropped.append(info.name)
-        lower, _ = nz_day_bounds(cutoff)
-        await conn.execute("DELETE FROM race_polls WHERE written_at < %s", (lower,))
+        if set(tables) & set(SERIES_TABLES):
+            lower, _ = nz_day_bounds(cutoff)
+            await conn.execute("DELETE FROM race_polls WHERE written_at < %s", (lower,))
     finally:
         await _unlock(conn)
     return RetentionReport(cutoff=cutoff, dropped=dropped, seconds=time.perf_counter() - started)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from google.protobuf.message import Message
 
@@ -11,11 +11,22 @@ from services.common.proto.raceday.v1 import query_pb2, query_pb2_grpc
 from services.common.protofields import opt, opt_ts
 from services.common.timestamps import datetime_to_ts
 from services.writer import metrics
+from services.writer.backtest import backtest
 from services.writer.db import Database
+from services.writer.errors import InvalidArgumentError
 from services.writer.queries import alerts, entrants, meetings, pools, races, status, timeline
 from services.writer.rpc import Context, handled
 
 _Q = metrics.QUERY_SECONDS
+# The longest range a backtest request may cover.
+BACKTEST_MAX_DAYS = 366
+
+
+def _nz_date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be an NZ date YYYY-MM-DD") from None
 
 
 def _now(request: Message) -> datetime:
@@ -172,3 +183,37 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return query_pb2.ResetAlertConfigResponse(
             config=await alerts.reset_alert_config(self._db, request.user_id)
         )
+
+    @handled("GetBacktest", _Q)
+    async def GetBacktest(
+        self, request: query_pb2.GetBacktestRequest, context: Context
+    ) -> query_pb2.GetBacktestResponse:
+        """The backtest's figures per window over NZ days date_from..date_to."""
+        first, last = _nz_date(request.date_from, "date_from"), _nz_date(request.date_to, "date_to")
+        if last < first:
+            raise InvalidArgumentError("date_to is before date_from")
+        if (last - first).days >= BACKTEST_MAX_DAYS:
+            raise InvalidArgumentError(f"at most {BACKTEST_MAX_DAYS} days")
+        async with self._db.read_connection() as conn:
+            figures, _ = await backtest(conn, first, last)
+        response = query_pb2.GetBacktestResponse()
+        for row in figures:
+            win_low, win_high = row.win_interval
+            place_low, place_high = row.place_interval
+            window = response.windows.add(
+                window_minutes=row.window,
+                races=row.races,
+                wins=row.wins,
+                places=row.places,
+                win_ci_low=win_low,
+                win_ci_high=win_high,
+                place_ci_low=place_low,
+                place_ci_high=place_high,
+                win_return_races=len(row.win_returns),
+                place_return_races=len(row.place_returns),
+            )
+            if row.win_return is not None:
+                window.win_return = row.win_return
+            if row.place_return is not None:
+                window.place_return = row.place_return
+        return response

@@ -15,6 +15,7 @@ from services.common.protofields import opt_ts
 from services.common.servicers import add_servicer
 from services.common.timestamps import datetime_to_ts
 from services.writer import jobs
+from services.writer.archive import archive_polls
 from services.writer.changes import ChangeFeed
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
@@ -162,6 +163,14 @@ class WriterServicer:
         if run.finished_at is not None:
             response.finished_at_ms = to_epoch_ms(run.finished_at)
         return response
+
+    @handled("ArchivePolls")
+    async def ArchivePolls(
+        self, request: writer_pb2.ArchivePollsRequest, context: Context
+    ) -> writer_pb2.ArchivePollsResponse:
+        """Keep a batch of raw payloads with their poll identities; idempotent."""
+        archived, stored = await archive_polls(self._db, request, ensure_days=self._ensure_days)
+        return writer_pb2.ArchivePollsResponse(polls_archived=archived, payloads_stored=stored)
 
     async def WatchRaceChanges(
         self, request: writer_pb2.WatchRaceChangesRequest, context: Context

@@ -35,6 +35,8 @@ class WriterSettings:
     lock_timeout_ms: int = 2000
     idle_in_transaction_timeout_ms: int = 30_000
     retention_days: int = 30
+    # NZ days of the raw-payload archive kept, independent of the series' retention.
+    archive_retention_days: int = 90
     maintenance_at: time = time(4, 0)
     migrate_on_start: bool = True
     application_name: str = "raceday-writer"
@@ -59,6 +61,7 @@ class WriterSettings:
                 "RACEDAY_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000, minimum=0, maximum=3_600_000
             ),
             retention_days=env.integer("RETENTION_DAYS", 30, minimum=1, maximum=3650),
+            archive_retention_days=env.integer("ARCHIVE_RETENTION_DAYS", 90, minimum=1, maximum=3650),
             maintenance_at=env.parsed("PARTITION_MAINTENANCE_AT", time(4, 0), parse_nz_clock),
             migrate_on_start=env.flag("RACEDAY_WRITER_MIGRATE_ON_START", True),
         )

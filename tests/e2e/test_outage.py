@@ -321,6 +321,13 @@ async def test_a_database_outage_loses_no_poll(tmp_path: Path) -> None:
             answered_a,
         )
         assert spooled_a <= await asyncio.to_thread(stored_polls, stack.database_url)
+        # The raw-payload archive holds every committed poll too: those answered during the outage
+        # are archived once their spooled polls are written (archiving is idempotent).
+        committed_a = await asyncio.to_thread(stored_polls, stack.database_url)
+        await wait_until(
+            lambda: committed_a <= stored_polls(stack.database_url, "archive_polls"),
+            "every committed poll archived",
+        )
 
         # --- outage B: 3 min, the fetcher killed while it holds spooled polls ------------------------
         second = Outage()

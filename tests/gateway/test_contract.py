@@ -678,6 +678,7 @@ async def test_openapi_document_matches_the_routes(seeded_stack: Stack) -> None:
         "/api/race-pools",
         "/api/race-results",
         "/api/money-flow-timeline",
+        "/api/backtest",
         "/api/user-alert-configs",
         "/api/user-alert-configs/reset",
         "/api/stream",

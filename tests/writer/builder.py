@@ -3,6 +3,9 @@ odds row by default), plus helpers to write them and read rows back."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -119,3 +122,18 @@ async def table_counts(db: Database, race_id: str) -> dict[str, int]:
         "race_results": await scalar(db, "SELECT count(*) FROM race_results WHERE race_id = %s", race_id),
         "race_polls": await scalar(db, "SELECT count(*) FROM race_polls WHERE race_id = %s", race_id),
     }
+
+
+async def raceday(args: list[str], database_url: str) -> tuple[int | None, str]:
+    """Run `raceday ARGS` against the database: exit code and output (stdout and stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        *args,
+        env={**os.environ, "RACEDAY_DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode()
+    return process.returncode, output

@@ -87,7 +87,7 @@ async def test_start_up_prepares_the_database_before_serving(fresh_database_url:
         today = nz_today()
         assert names >= {
             f"{t}_{d:%Y_%m_%d}"
-            for t in ("money_flow_history", "odds_history")
+            for t in ("money_flow_history", "odds_history", "archive_polls", "archive_payloads")
             for d in (today, today + timedelta(days=1))
         }
         assert ("partitions", "succeeded") in jobs
@@ -161,13 +161,21 @@ def test_migrate_and_partitions_commands(fresh_database_url: str) -> None:
             "CREATE TABLE odds_history_2020_01_01 PARTITION OF odds_history "
             "FOR VALUES FROM ('2020-01-01 00:00:00+13') TO ('2020-01-02 00:00:00+13')"
         )
+        conn.execute(
+            "CREATE TABLE archive_polls_2020_01_01 PARTITION OF archive_polls "
+            "FOR VALUES FROM ('2020-01-01') TO ('2020-01-02')"
+        )
     listed = _run(["partitions", "--retention"], fresh_database_url)
     assert listed.returncode == 0, listed.stderr
     today = nz_today()
     assert f"created money_flow_history_{today:%Y_%m_%d}" in listed.stdout
     assert "dropped odds_history_2020_01_01" in listed.stdout
     assert f"odds_history_{today + timedelta(days=1):%Y_%m_%d}" in listed.stdout
-    assert "4 partitions" in listed.stdout
+    # The raw-payload archive's partitions too, with their own retention (ARCHIVE_RETENTION_DAYS).
+    assert "dropped archive_polls_2020_01_01" in listed.stdout
+    assert f"archive_payloads_{today + timedelta(days=1):%Y_%m_%d}" in listed.stdout
+    assert "archive retention: kept NZ dates from" in listed.stdout
+    assert "8 partitions" in listed.stdout
 
 
 def test_bench_write_runs_and_reports(pg_server_url: str) -> None:

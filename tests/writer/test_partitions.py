@@ -214,6 +214,7 @@ async def test_maintenance_run_creates_today_and_tomorrow_and_records_the_job(
         assert f"odds_history_{day:%Y_%m_%d}" in names
     jobs = await fetch(db, "SELECT job, run_key, status FROM job_runs ORDER BY job")
     assert jobs == [
+        ("archive_retention", today.isoformat(), "succeeded"),
         ("partitions", today.isoformat(), "succeeded"),
         ("retention", today.isoformat(), "succeeded"),
     ]

@@ -938,3 +938,110 @@ class ResetAlertConfigResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResetAlertConfigResponse: _TypeAlias = ResetAlertConfigResponse  # noqa: Y015
+
+@_typing.final
+class GetBacktestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FROM_FIELD_NUMBER: _builtins.int
+    DATE_TO_FIELD_NUMBER: _builtins.int
+    date_from: _builtins.str
+    """NZ dates YYYY-MM-DD, inclusive."""
+    date_to: _builtins.str
+    def __init__(
+        self,
+        *,
+        date_from: _builtins.str = ...,
+        date_to: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date_from", b"date_from", "date_to", b"date_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacktestRequest: _TypeAlias = GetBacktestRequest  # noqa: Y015
+
+@_typing.final
+class BacktestWindow(_message.Message):
+    """The figures of one window (the last N minutes before betting closed)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
+    RACES_FIELD_NUMBER: _builtins.int
+    WINS_FIELD_NUMBER: _builtins.int
+    PLACES_FIELD_NUMBER: _builtins.int
+    WIN_CI_LOW_FIELD_NUMBER: _builtins.int
+    WIN_CI_HIGH_FIELD_NUMBER: _builtins.int
+    PLACE_CI_LOW_FIELD_NUMBER: _builtins.int
+    PLACE_CI_HIGH_FIELD_NUMBER: _builtins.int
+    WIN_RETURN_FIELD_NUMBER: _builtins.int
+    WIN_RETURN_RACES_FIELD_NUMBER: _builtins.int
+    PLACE_RETURN_FIELD_NUMBER: _builtins.int
+    PLACE_RETURN_RACES_FIELD_NUMBER: _builtins.int
+    window_minutes: _builtins.int
+    races: _builtins.int
+    """Final races with a pick in this window."""
+    wins: _builtins.int
+    places: _builtins.int
+    win_ci_low: _builtins.float
+    """95% Wilson intervals of the strike rates."""
+    win_ci_high: _builtins.float
+    place_ci_low: _builtins.float
+    place_ci_high: _builtins.float
+    win_return: _builtins.float
+    """Mean return of $1 on the pick at the final tote dividends, over the races where it is known."""
+    win_return_races: _builtins.int
+    place_return: _builtins.float
+    place_return_races: _builtins.int
+    def __init__(
+        self,
+        *,
+        window_minutes: _builtins.int = ...,
+        races: _builtins.int = ...,
+        wins: _builtins.int = ...,
+        places: _builtins.int = ...,
+        win_ci_low: _builtins.float = ...,
+        win_ci_high: _builtins.float = ...,
+        place_ci_low: _builtins.float = ...,
+        place_ci_high: _builtins.float = ...,
+        win_return: _builtins.float | None = ...,
+        win_return_races: _builtins.int = ...,
+        place_return: _builtins.float | None = ...,
+        place_return_races: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_place_return", b"_place_return", "_win_return", b"_win_return", "place_return", b"place_return", "win_return", b"win_return"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_place_return", b"_place_return", "_win_return", b"_win_return", "place_ci_high", b"place_ci_high", "place_ci_low", b"place_ci_low", "place_return", b"place_return", "place_return_races", b"place_return_races", "places", b"places", "races", b"races", "win_ci_high", b"win_ci_high", "win_ci_low", b"win_ci_low", "win_return", b"win_return", "win_return_races", b"win_return_races", "window_minutes", b"window_minutes", "wins", b"wins"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__place_return: _TypeAlias = _typing.Literal["place_return"]  # noqa: Y015
+    _WhichOneofArgType__place_return: _TypeAlias = _typing.Literal["_place_return", b"_place_return"]  # noqa: Y015
+    _WhichOneofReturnType__win_return: _TypeAlias = _typing.Literal["win_return"]  # noqa: Y015
+    _WhichOneofArgType__win_return: _TypeAlias = _typing.Literal["_win_return", b"_win_return"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__place_return) -> _WhichOneofReturnType__place_return | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__win_return) -> _WhichOneofReturnType__win_return | None: ...
+
+Global___BacktestWindow: _TypeAlias = BacktestWindow  # noqa: Y015
+
+@_typing.final
+class GetBacktestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___BacktestWindow]: ...
+    def __init__(
+        self,
+        *,
+        windows: _abc.Iterable[Global___BacktestWindow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["windows", b"windows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacktestResponse: _TypeAlias = GetBacktestResponse  # noqa: Y015

@@ -111,6 +111,11 @@ class QueryServiceStub:
                 request_serializer=raceday_dot_v1_dot_query__pb2.ResetAlertConfigRequest.SerializeToString,
                 response_deserializer=raceday_dot_v1_dot_query__pb2.ResetAlertConfigResponse.FromString,
                 _registered_method=True)
+        self.GetBacktest = channel.unary_unary(
+                '/raceday.v1.QueryService/GetBacktest',
+                request_serializer=raceday_dot_v1_dot_query__pb2.GetBacktestRequest.SerializeToString,
+                response_deserializer=raceday_dot_v1_dot_query__pb2.GetBacktestResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -209,6 +214,13 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBacktest(self, request, context):
+        """How the runners with the most Win money late finished (services/writer/backtest.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +298,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ResetAlertConfig,
                     request_deserializer=raceday_dot_v1_dot_query__pb2.ResetAlertConfigRequest.FromString,
                     response_serializer=raceday_dot_v1_dot_query__pb2.ResetAlertConfigResponse.SerializeToString,
+            ),
+            'GetBacktest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBacktest,
+                    request_deserializer=raceday_dot_v1_dot_query__pb2.GetBacktestRequest.FromString,
+                    response_serializer=raceday_dot_v1_dot_query__pb2.GetBacktestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -695,6 +712,33 @@ class QueryService:
             '/raceday.v1.QueryService/ResetAlertConfig',
             raceday_dot_v1_dot_query__pb2.ResetAlertConfigRequest.SerializeToString,
             raceday_dot_v1_dot_query__pb2.ResetAlertConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBacktest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raceday.v1.QueryService/GetBacktest',
+            raceday_dot_v1_dot_query__pb2.GetBacktestRequest.SerializeToString,
+            raceday_dot_v1_dot_query__pb2.GetBacktestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,8 @@ class QueryServiceStub:
     GetAlertConfig: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetAlertConfigRequest, _query_pb2.GetAlertConfigResponse]
     SaveAlertConfig: _grpc.UnaryUnaryMultiCallable[_query_pb2.SaveAlertConfigRequest, _query_pb2.SaveAlertConfigResponse]
     ResetAlertConfig: _grpc.UnaryUnaryMultiCallable[_query_pb2.ResetAlertConfigRequest, _query_pb2.ResetAlertConfigResponse]
+    GetBacktest: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetBacktestRequest, _query_pb2.GetBacktestResponse]
+    """How the runners with the most Win money late finished (services/writer/backtest.py)."""
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
@@ -75,6 +77,8 @@ class QueryServiceAsyncStub(QueryServiceStub):
     GetAlertConfig: _aio.UnaryUnaryMultiCallable[_query_pb2.GetAlertConfigRequest, _query_pb2.GetAlertConfigResponse]  # type: ignore[assignment]
     SaveAlertConfig: _aio.UnaryUnaryMultiCallable[_query_pb2.SaveAlertConfigRequest, _query_pb2.SaveAlertConfigResponse]  # type: ignore[assignment]
     ResetAlertConfig: _aio.UnaryUnaryMultiCallable[_query_pb2.ResetAlertConfigRequest, _query_pb2.ResetAlertConfigResponse]  # type: ignore[assignment]
+    GetBacktest: _aio.UnaryUnaryMultiCallable[_query_pb2.GetBacktestRequest, _query_pb2.GetBacktestResponse]  # type: ignore[assignment]
+    """How the runners with the most Win money late finished (services/writer/backtest.py)."""
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read queries behind the REST contract (spec/rest-api.md), served by the writer.
@@ -186,5 +190,13 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _query_pb2.ResetAlertConfigRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_query_pb2.ResetAlertConfigResponse, _abc.Awaitable[_query_pb2.ResetAlertConfigResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetBacktest(
+        self,
+        request: _query_pb2.GetBacktestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.GetBacktestResponse, _abc.Awaitable[_query_pb2.GetBacktestResponse]]:
+        """How the runners with the most Win money late finished (services/writer/backtest.py)."""
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -21,6 +21,97 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ArchivedPoll(_message.Message):
+    """One raw event payload as the fetcher received it, compressed for the archive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RACE_ID_FIELD_NUMBER: _builtins.int
+    POLLED_AT_FIELD_NUMBER: _builtins.int
+    BASELINE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_HASH_FIELD_NUMBER: _builtins.int
+    RAW_BYTES_FIELD_NUMBER: _builtins.int
+    ZSTD_PAYLOAD_FIELD_NUMBER: _builtins.int
+    RECEIVED_ENCODING_FIELD_NUMBER: _builtins.int
+    RECEIVED_BYTES_FIELD_NUMBER: _builtins.int
+    race_id: _builtins.str
+    baseline: _builtins.bool
+    """A baseline poll (the day job's): replayed as a baseline write."""
+    payload_hash: _builtins.bytes
+    """SHA-256 of the uncompressed payload (32 bytes): the payload's address in the archive."""
+    raw_bytes: _builtins.int
+    """Size of the uncompressed payload."""
+    zstd_payload: _builtins.bytes
+    """The uncompressed payload as one zstd frame."""
+    received_encoding: _builtins.str
+    """How the body arrived (Content-Encoding: identity or gzip) and its size as received."""
+    received_bytes: _builtins.int
+    @_builtins.property
+    def polled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        race_id: _builtins.str = ...,
+        polled_at: _timestamp_pb2.Timestamp | None = ...,
+        baseline: _builtins.bool = ...,
+        payload_hash: _builtins.bytes = ...,
+        raw_bytes: _builtins.int = ...,
+        zstd_payload: _builtins.bytes = ...,
+        received_encoding: _builtins.str = ...,
+        received_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["polled_at", b"polled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline", b"baseline", "payload_hash", b"payload_hash", "polled_at", b"polled_at", "race_id", b"race_id", "raw_bytes", b"raw_bytes", "received_bytes", b"received_bytes", "received_encoding", b"received_encoding", "zstd_payload", b"zstd_payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivedPoll: _TypeAlias = ArchivedPoll  # noqa: Y015
+
+@_typing.final
+class ArchivePollsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def polls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchivedPoll]: ...
+    def __init__(
+        self,
+        *,
+        polls: _abc.Iterable[Global___ArchivedPoll] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["polls", b"polls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivePollsRequest: _TypeAlias = ArchivePollsRequest  # noqa: Y015
+
+@_typing.final
+class ArchivePollsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLLS_ARCHIVED_FIELD_NUMBER: _builtins.int
+    PAYLOADS_STORED_FIELD_NUMBER: _builtins.int
+    polls_archived: _builtins.int
+    """Polls newly archived (a poll already archived is not counted) and payloads newly stored."""
+    payloads_stored: _builtins.int
+    def __init__(
+        self,
+        *,
+        polls_archived: _builtins.int = ...,
+        payloads_stored: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payloads_stored", b"payloads_stored", "polls_archived", b"polls_archived"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivePollsResponse: _TypeAlias = ArchivePollsResponse  # noqa: Y015
+
+@_typing.final
 class WriteRaceUpdateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -71,6 +71,11 @@ class WriterServiceStub:
                 request_serializer=raceday_dot_v1_dot_writer__pb2.WatchRaceChangesRequest.SerializeToString,
                 response_deserializer=raceday_dot_v1_dot_writer__pb2.RaceChange.FromString,
                 _registered_method=True)
+        self.ArchivePolls = channel.unary_unary(
+                '/raceday.v1.WriterService/ArchivePolls',
+                request_serializer=raceday_dot_v1_dot_writer__pb2.ArchivePollsRequest.SerializeToString,
+                response_deserializer=raceday_dot_v1_dot_writer__pb2.ArchivePollsResponse.FromString,
+                _registered_method=True)
 
 
 class WriterServiceServicer:
@@ -127,6 +132,14 @@ class WriterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ArchivePolls(self, request, context):
+        """Keeps raw event payloads as received, with their poll identity (the archive). Idempotent:
+        a poll already archived and a payload already stored for its NZ day are not stored again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WriterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +177,11 @@ def add_WriterServiceServicer_to_server(servicer, server):
                     servicer.WatchRaceChanges,
                     request_deserializer=raceday_dot_v1_dot_writer__pb2.WatchRaceChangesRequest.FromString,
                     response_serializer=raceday_dot_v1_dot_writer__pb2.RaceChange.SerializeToString,
+            ),
+            'ArchivePolls': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchivePolls,
+                    request_deserializer=raceday_dot_v1_dot_writer__pb2.ArchivePollsRequest.FromString,
+                    response_serializer=raceday_dot_v1_dot_writer__pb2.ArchivePollsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +375,33 @@ class WriterService:
             '/raceday.v1.WriterService/WatchRaceChanges',
             raceday_dot_v1_dot_writer__pb2.WatchRaceChangesRequest.SerializeToString,
             raceday_dot_v1_dot_writer__pb2.RaceChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchivePolls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raceday.v1.WriterService/ArchivePolls',
+            raceday_dot_v1_dot_writer__pb2.ArchivePollsRequest.SerializeToString,
+            raceday_dot_v1_dot_writer__pb2.ArchivePollsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,10 @@ class WriterServiceStub:
     """The latest run of a job for a key, if any."""
     WatchRaceChanges: _grpc.UnaryStreamMultiCallable[_writer_pb2.WatchRaceChangesRequest, _writer_pb2.RaceChange]
     """Every race write committed by any writer from now on, as it is committed (the live push)."""
+    ArchivePolls: _grpc.UnaryUnaryMultiCallable[_writer_pb2.ArchivePollsRequest, _writer_pb2.ArchivePollsResponse]
+    """Keeps raw event payloads as received, with their poll identity (the archive). Idempotent:
+    a poll already archived and a payload already stored for its NZ day are not stored again.
+    """
 
 @_typing.type_check_only
 class WriterServiceAsyncStub(WriterServiceStub):
@@ -71,6 +75,10 @@ class WriterServiceAsyncStub(WriterServiceStub):
     """The latest run of a job for a key, if any."""
     WatchRaceChanges: _aio.UnaryStreamMultiCallable[_writer_pb2.WatchRaceChangesRequest, _writer_pb2.RaceChange]  # type: ignore[assignment]
     """Every race write committed by any writer from now on, as it is committed (the live push)."""
+    ArchivePolls: _aio.UnaryUnaryMultiCallable[_writer_pb2.ArchivePollsRequest, _writer_pb2.ArchivePollsResponse]  # type: ignore[assignment]
+    """Keeps raw event payloads as received, with their poll identity (the archive). Idempotent:
+    a poll already archived and a payload already stored for its NZ day are not stored again.
+    """
 
 class WriterServiceServicer(metaclass=_abc_1.ABCMeta):
     """The only component that touches PostgreSQL: the write path and the state lookups.
@@ -132,5 +140,15 @@ class WriterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_writer_pb2.RaceChange], _abc.AsyncIterator[_writer_pb2.RaceChange]]:
         """Every race write committed by any writer from now on, as it is committed (the live push)."""
+
+    @_abc_1.abstractmethod
+    def ArchivePolls(
+        self,
+        request: _writer_pb2.ArchivePollsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_writer_pb2.ArchivePollsResponse, _abc.Awaitable[_writer_pb2.ArchivePollsResponse]]:
+        """Keeps raw event payloads as received, with their poll identity (the archive). Idempotent:
+        a poll already archived and a payload already stored for its NZ day are not stored again.
+        """
 
 def add_WriterServiceServicer_to_server(servicer: WriterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
