@@ -35,7 +35,7 @@ def _final_races_polled(database_url: str) -> int:
 
 
 # Polls within 5 minutes of the start come every 15 s (simulated); a race that kept the 30 s cadence
-# would show 30 s. At 30x a real hiccup of a third of a second is 10 simulated seconds, so single gaps
+# would show 30 s. At 15x a real hiccup of two thirds of a second is 10 simulated seconds, so single gaps
 # say more about the machine's load than the cadence: the typical gap is what tells the two apart,
 # and slots actually missed are counted by the fetcher (asserted 0 below).
 FIFTEEN_S_TIER_TYPICAL_GAP_S = 20.0
