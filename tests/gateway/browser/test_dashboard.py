@@ -60,6 +60,9 @@ async def test_meetings_page_lists_todays_meetings(seeded_stack: Stack, page: Pa
     await expect(cards).to_have_count(2)  # tomorrow's meeting is not listed
     await expect(cards.nth(0)).to_contain_text("Awapuni")
     await expect(cards.nth(0).get_by_test_id("meeting-status")).to_have_text("Live")
+    # Every page links to the backtest page.
+    link = page.get_by_test_id("backtest-link")
+    assert (await page.request.get(seeded_stack.base_url + str(await link.get_attribute("href")))).ok
     await expect(cards.nth(1)).to_contain_text("Addington")
     await expect(cards.nth(1).get_by_test_id("meeting-status")).to_have_text("Upcoming")
     await expect(page.get_by_test_id("race-row")).to_have_count(3)
