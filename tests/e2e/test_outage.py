@@ -314,7 +314,10 @@ async def test_a_database_outage_loses_no_poll(tmp_path: Path) -> None:
             if e["outcome"] == "spooled"
         }
         answered_a = answered_during(stack, first)
-        assert sum(answered_a.values()) >= 3 * 3, answered_a  # three races, 60 s of 15 s polls
+        # All three races were polled (and answered) during the outage; that none of their 15 s slots
+        # was missed is the scheduler's count below, so how many answers fell inside the window is not
+        # asserted (it shrinks on a loaded machine, where the window's edges cost a poll or two).
+        assert len(answered_a) == 3, answered_a
         spooled_per_race = Counter(race for race, _ in spooled_a)
         assert all(spooled_per_race[race] >= count for race, count in answered_a.items()), (
             spooled_per_race,
