@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from services.common.fanout import DroppingQueue
 from services.common.logs import log_event
 from services.common.nztime import format_nz, utc_now
 from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
@@ -113,27 +114,23 @@ def _change(message: writer_pb2.RaceChange) -> Change:
     )
 
 
-@dataclass(eq=False)
-class Client:
+class Client(DroppingQueue[Change]):
     """One connected stream: its races (empty: all) and its queue."""
 
-    races: frozenset[str]
-    queue: asyncio.Queue[Change | None]
-    dropped: bool = False
+    def __init__(self, races: frozenset[str], maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.races = races
 
     def wants(self, change: Change) -> bool:
         """The client asked for this race (or for every race)."""
         return not self.races or change.race_id in self.races
 
-    def offer(self, change: Change | None) -> None:
-        """Queue a change, or mark the client dropped when its queue is full."""
-        if self.dropped:
-            return
-        try:
-            self.queue.put_nowait(change)
-        except asyncio.QueueFull:
-            self.dropped = True
+    def offer(self, item: Change | None) -> bool:
+        """Queue a change (counting the client dropped when its queue is full)."""
+        dropped_now = super().offer(item)
+        if dropped_now:
             DROPPED.inc()
+        return dropped_now
 
 
 @dataclass
@@ -206,7 +203,7 @@ class ChangeHub:
 
     def connect(self, races: frozenset[str], last_event_id: int | None) -> tuple[Client, list[Change], bool]:
         """A new client, the buffered changes it missed, and whether it missed more than those."""
-        client = Client(races, asyncio.Queue(self.client_queue))
+        client = Client(races, self.client_queue)
         missed: list[Change] = []
         reset = False
         if last_event_id is not None:

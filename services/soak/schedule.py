@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 FaultKind = Literal[
     "kill_transformer",
@@ -22,17 +22,8 @@ FaultKind = Literal[
     "tab_slow",
     "tab_truncated",
 ]
-FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
-    "kill_transformer",
-    "kill_writer",
-    "kill_fetcher",
-    "postgres_restart",
-    "postgres_outage",
-    "tab_5xx",
-    "tab_429",
-    "tab_slow",
-    "tab_truncated",
-)
+# Every kind, in the order above (the one list is the Literal).
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = get_args(FaultKind)
 # How long each fault lasts, in real seconds (a SIGKILL and a restart are instants).
 DURATION_S: Final[dict[FaultKind, float]] = {
     "kill_transformer": 0.0,

@@ -21,6 +21,7 @@ from typing import Any, Final
 import psycopg
 from prometheus_client import Gauge
 
+from services.common.fanout import DroppingQueue
 from services.common.logs import log_event
 from services.common.proto.raceday.v1 import writer_pb2
 from services.common.timestamps import datetime_to_ts
@@ -54,20 +55,11 @@ def change_from_notification(payload: str) -> writer_pb2.RaceChange:
     return change
 
 
-class Subscription:
+class Subscription(DroppingQueue[writer_pb2.RaceChange]):
     """One stream's queue of changes; `dropped` once it fell too far behind."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[writer_pb2.RaceChange | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        self.dropped = False
-
-    def offer(self, change: writer_pb2.RaceChange | None) -> None:
-        if self.dropped:
-            return
-        try:
-            self.queue.put_nowait(change)
-        except asyncio.QueueFull:
-            self.dropped = True
+        super().__init__(SUBSCRIBER_QUEUE)
 
     async def __aiter__(self) -> AsyncIterator[writer_pb2.RaceChange]:
         while True:
