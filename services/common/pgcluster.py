@@ -10,9 +10,11 @@ data until `remove()`. PostgreSQL refuses to run as root: as root the server run
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,7 @@ class LocalPostgres:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 _ensure_system_user()
+                _let_system_user_run_binaries()
                 # The server's user owns its data; the directories above must let it through.
                 entry = pwd.getpwnam(SYSTEM_USER)
                 os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
@@ -77,6 +80,17 @@ class LocalPostgres:
             with contextlib.suppress(subprocess.CalledProcessError):  # already down
                 self.stop("immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _let_system_user_run_binaries() -> None:
+    """Make the binaries (inside the venv, perhaps under a private directory) usable by the server's
+    user, as pgserver does before its own initdb: its permission helpers, called the same way."""
+    utils = importlib.import_module("pgserver.utils")
+    binaries = _binaries()
+    read = stat.S_IRGRP | stat.S_IROTH
+    utils.ensure_prefix_permissions(binaries)
+    utils.ensure_folder_permissions(binaries, read | stat.S_IXGRP | stat.S_IXOTH)
+    utils.ensure_folder_permissions(binaries.parent / "lib", read)
 
 
 def _ensure_system_user() -> None:
