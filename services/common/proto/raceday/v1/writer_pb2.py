@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.proto.raceday.v1 import race_pb2 as raceday_dot_v1_dot_race__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raceday/v1/writer.proto\x12\nraceday.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15raceday/v1/race.proto\"\xd2\x01\n\x0c\x41rchivedPoll\x12\x0f\n\x07race_id\x18\x01 \x01(\t\x12-\n\tpolled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62\x61seline\x18\x03 \x01(\x08\x12\x14\n\x0cpayload_hash\x18\x04 \x01(\x0c\x12\x11\n\traw_bytes\x18\x05 \x01(\x03\x12\x14\n\x0czstd_payload\x18\x06 \x01(\x0c\x12\x19\n\x11received_encoding\x18\x07 \x01(\t\x12\x16\n\x0ereceived_bytes\x18\x08 \x01(\x03\">\n\x13\x41rchivePollsRequest\x12\'\n\x05polls\x18\x01 \x03(\x0b\x32\x18.raceday.v1.ArchivedPoll\"G\n\x14\x41rchivePollsResponse\x12\x16\n\x0epolls_archived\x18\x01 \x01(\x05\x12\x17\n\x0fpayloads_stored\x18\x02 \x01(\x05\"R\n\x16WriteRaceUpdateRequest\x12&\n\x06update\x18\x01 \x01(\x0b\x32\x16.raceday.v1.RaceUpdate\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\x08\"\x8e\x02\n\x17WriteRaceUpdateResponse\x12\x0f\n\x07written\x18\x01 \x01(\x08\x12\x18\n\x10\x65ntrants_written\x18\x02 \x01(\x05\x12\x17\n\x0fmoney_flow_rows\x18\x03 \x01(\x05\x12\x11\n\todds_rows\x18\x04 \x01(\x05\x12\x15\n\rpools_written\x18\x05 \x01(\x08\x12\x17\n\x0fresults_written\x18\x06 \x01(\x08\x12\x16\n\tchange_id\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x35\n\x0c\x63ommitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x42\x0c\n\n_change_idB\x0f\n\r_committed_at\"\x19\n\x17WatchRaceChangesRequest\"\xb4\x02\n\nRaceChange\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07race_id\x18\x02 \x01(\t\x12\x12\n\nmeeting_id\x18\x03 \x01(\t\x12-\n\tpolled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0cgenerated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x17\n\x0fmoney_flow_rows\x18\x08 \x01(\x05\x12\x11\n\todds_rows\x18\t \x01(\x05\x12\x10\n\x08\x62\x61seline\x18\n \x01(\x08\x42\x0f\n\r_generated_at\"&\n\x13GetRaceStateRequest\x12\x0f\n\x07race_id\x18\x01 \x01(\t\"K\n\x14GetRaceStateResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12$\n\x05state\x18\x02 \x01(\x0b\x32\x15.raceday.v1.RaceState\"Y\n\x10MeetingWithRaces\x12$\n\x07meeting\x18\x01 \x01(\x0b\x32\x13.raceday.v1.Meeting\x12\x1f\n\x05races\x18\x02 \x03(\x0b\x32\x10.raceday.v1.Race\"G\n\x15UpsertMeetingsRequest\x12.\n\x08meetings\x18\x01 \x03(\x0b\x32\x1c.raceday.v1.MeetingWithRaces\"K\n\x16UpsertMeetingsResponse\x12\x19\n\x11meetings_upserted\x18\x01 \x01(\x05\x12\x16\n\x0eraces_upserted\x18\x02 \x01(\x05\"\x8e\x01\n\x1bListSchedulableRacesRequest\x12\x19\n\x11lookahead_minutes\x18\x01 \x01(\x05\x12\x1e\n\x16post_start_max_minutes\x18\x02 \x01(\x05\x12,\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\x06\n\x04_now\"\x88\x01\n\x0fSchedulableRace\x12\x0f\n\x07race_id\x18\x01 \x01(\t\x12\x12\n\nmeeting_id\x18\x02 \x01(\t\x12\x14\n\x0cmeeting_name\x18\x03 \x01(\t\x12\x13\n\x0brace_number\x18\x04 \x01(\x05\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x15\n\rstart_time_ms\x18\x06 \x01(\x03\"J\n\x1cListSchedulableRacesResponse\x12*\n\x05races\x18\x01 \x03(\x0b\x32\x1b.raceday.v1.SchedulableRace\"\x9e\x01\n\x13RecordJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x04 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nstats_json\x18\x06 \x01(\tB\x11\n\x0f_finished_at_ms\"\x16\n\x14RecordJobRunResponse\"0\n\x10GetJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\"y\n\x11GetJobRunResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x03 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_finished_at_ms2\xc5\x05\n\rWriterService\x12Z\n\x0fWriteRaceUpdate\x12\".raceday.v1.WriteRaceUpdateRequest\x1a#.raceday.v1.WriteRaceUpdateResponse\x12Q\n\x0cGetRaceState\x12\x1f.raceday.v1.GetRaceStateRequest\x1a .raceday.v1.GetRaceStateResponse\x12W\n\x0eUpsertMeetings\x12!.raceday.v1.UpsertMeetingsRequest\x1a\".raceday.v1.UpsertMeetingsResponse\x12i\n\x14ListSchedulableRaces\x12\'.raceday.v1.ListSchedulableRacesRequest\x1a(.raceday.v1.ListSchedulableRacesResponse\x12Q\n\x0cRecordJobRun\x12\x1f.raceday.v1.RecordJobRunRequest\x1a .raceday.v1.RecordJobRunResponse\x12H\n\tGetJobRun\x12\x1c.raceday.v1.GetJobRunRequest\x1a\x1d.raceday.v1.GetJobRunResponse\x12Q\n\x10WatchRaceChanges\x12#.raceday.v1.WatchRaceChangesRequest\x1a\x16.raceday.v1.RaceChange0\x01\x12Q\n\x0c\x41rchivePolls\x12\x1f.raceday.v1.ArchivePollsRequest\x1a .raceday.v1.ArchivePollsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raceday/v1/writer.proto\x12\nraceday.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15raceday/v1/race.proto\"\xd2\x01\n\x0c\x41rchivedPoll\x12\x0f\n\x07race_id\x18\x01 \x01(\t\x12-\n\tpolled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x62\x61seline\x18\x03 \x01(\x08\x12\x14\n\x0cpayload_hash\x18\x04 \x01(\x0c\x12\x11\n\traw_bytes\x18\x05 \x01(\x03\x12\x14\n\x0czstd_payload\x18\x06 \x01(\x0c\x12\x19\n\x11received_encoding\x18\x07 \x01(\t\x12\x16\n\x0ereceived_bytes\x18\x08 \x01(\x03\">\n\x13\x41rchivePollsRequest\x12\'\n\x05polls\x18\x01 \x03(\x0b\x32\x18.raceday.v1.ArchivedPoll\"G\n\x14\x41rchivePollsResponse\x12\x16\n\x0epolls_archived\x18\x01 \x01(\x05\x12\x17\n\x0fpayloads_stored\x18\x02 \x01(\x05\"R\n\x16WriteRaceUpdateRequest\x12&\n\x06update\x18\x01 \x01(\x0b\x32\x16.raceday.v1.RaceUpdate\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\x08\"\x8e\x02\n\x17WriteRaceUpdateResponse\x12\x0f\n\x07written\x18\x01 \x01(\x08\x12\x18\n\x10\x65ntrants_written\x18\x02 \x01(\x05\x12\x17\n\x0fmoney_flow_rows\x18\x03 \x01(\x05\x12\x11\n\todds_rows\x18\x04 \x01(\x05\x12\x15\n\rpools_written\x18\x05 \x01(\x08\x12\x17\n\x0fresults_written\x18\x06 \x01(\x08\x12\x16\n\tchange_id\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x35\n\x0c\x63ommitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x42\x0c\n\n_change_idB\x0f\n\r_committed_at\"\x19\n\x17WatchRaceChangesRequest\"\xc4\x02\n\nRaceChange\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07race_id\x18\x02 \x01(\t\x12\x12\n\nmeeting_id\x18\x03 \x01(\t\x12-\n\tpolled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0cgenerated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x17\n\x0fmoney_flow_rows\x18\x08 \x01(\x05\x12\x11\n\todds_rows\x18\t \x01(\x05\x12\x10\n\x08\x62\x61seline\x18\n \x01(\x08\x12\x0e\n\x06\x61lerts\x18\x0b \x01(\x05\x42\x0f\n\r_generated_at\"&\n\x13GetRaceStateRequest\x12\x0f\n\x07race_id\x18\x01 \x01(\t\"K\n\x14GetRaceStateResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12$\n\x05state\x18\x02 \x01(\x0b\x32\x15.raceday.v1.RaceState\"Y\n\x10MeetingWithRaces\x12$\n\x07meeting\x18\x01 \x01(\x0b\x32\x13.raceday.v1.Meeting\x12\x1f\n\x05races\x18\x02 \x03(\x0b\x32\x10.raceday.v1.Race\"G\n\x15UpsertMeetingsRequest\x12.\n\x08meetings\x18\x01 \x03(\x0b\x32\x1c.raceday.v1.MeetingWithRaces\"K\n\x16UpsertMeetingsResponse\x12\x19\n\x11meetings_upserted\x18\x01 \x01(\x05\x12\x16\n\x0eraces_upserted\x18\x02 \x01(\x05\"\x8e\x01\n\x1bListSchedulableRacesRequest\x12\x19\n\x11lookahead_minutes\x18\x01 \x01(\x05\x12\x1e\n\x16post_start_max_minutes\x18\x02 \x01(\x05\x12,\n\x03now\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\x06\n\x04_now\"\x88\x01\n\x0fSchedulableRace\x12\x0f\n\x07race_id\x18\x01 \x01(\t\x12\x12\n\nmeeting_id\x18\x02 \x01(\t\x12\x14\n\x0cmeeting_name\x18\x03 \x01(\t\x12\x13\n\x0brace_number\x18\x04 \x01(\x05\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x15\n\rstart_time_ms\x18\x06 \x01(\x03\"J\n\x1cListSchedulableRacesResponse\x12*\n\x05races\x18\x01 \x03(\x0b\x32\x1b.raceday.v1.SchedulableRace\"\x9e\x01\n\x13RecordJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x04 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nstats_json\x18\x06 \x01(\tB\x11\n\x0f_finished_at_ms\"\x16\n\x14RecordJobRunResponse\"0\n\x10GetJobRunRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0f\n\x07run_key\x18\x02 \x01(\t\"y\n\x11GetJobRunResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x03 \x01(\x03\x12\x1b\n\x0e\x66inished_at_ms\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_finished_at_ms2\xc5\x05\n\rWriterService\x12Z\n\x0fWriteRaceUpdate\x12\".raceday.v1.WriteRaceUpdateRequest\x1a#.raceday.v1.WriteRaceUpdateResponse\x12Q\n\x0cGetRaceState\x12\x1f.raceday.v1.GetRaceStateRequest\x1a .raceday.v1.GetRaceStateResponse\x12W\n\x0eUpsertMeetings\x12!.raceday.v1.UpsertMeetingsRequest\x1a\".raceday.v1.UpsertMeetingsResponse\x12i\n\x14ListSchedulableRaces\x12\'.raceday.v1.ListSchedulableRacesRequest\x1a(.raceday.v1.ListSchedulableRacesResponse\x12Q\n\x0cRecordJobRun\x12\x1f.raceday.v1.RecordJobRunRequest\x1a .raceday.v1.RecordJobRunResponse\x12H\n\tGetJobRun\x12\x1c.raceday.v1.GetJobRunRequest\x1a\x1d.raceday.v1.GetJobRunResponse\x12Q\n\x10WatchRaceChanges\x12#.raceday.v1.WatchRaceChangesRequest\x1a\x16.raceday.v1.RaceChange0\x01\x12Q\n\x0c\x41rchivePolls\x12\x1f.raceday.v1.ArchivePollsRequest\x1a .raceday.v1.ArchivePollsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,31 +46,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHRACECHANGESREQUEST']._serialized_start=802
   _globals['_WATCHRACECHANGESREQUEST']._serialized_end=827
   _globals['_RACECHANGE']._serialized_start=830
-  _globals['_RACECHANGE']._serialized_end=1138
-  _globals['_GETRACESTATEREQUEST']._serialized_start=1140
-  _globals['_GETRACESTATEREQUEST']._serialized_end=1178
-  _globals['_GETRACESTATERESPONSE']._serialized_start=1180
-  _globals['_GETRACESTATERESPONSE']._serialized_end=1255
-  _globals['_MEETINGWITHRACES']._serialized_start=1257
-  _globals['_MEETINGWITHRACES']._serialized_end=1346
-  _globals['_UPSERTMEETINGSREQUEST']._serialized_start=1348
-  _globals['_UPSERTMEETINGSREQUEST']._serialized_end=1419
-  _globals['_UPSERTMEETINGSRESPONSE']._serialized_start=1421
-  _globals['_UPSERTMEETINGSRESPONSE']._serialized_end=1496
-  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_start=1499
-  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_end=1641
-  _globals['_SCHEDULABLERACE']._serialized_start=1644
-  _globals['_SCHEDULABLERACE']._serialized_end=1780
-  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_start=1782
-  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_end=1856
-  _globals['_RECORDJOBRUNREQUEST']._serialized_start=1859
-  _globals['_RECORDJOBRUNREQUEST']._serialized_end=2017
-  _globals['_RECORDJOBRUNRESPONSE']._serialized_start=2019
-  _globals['_RECORDJOBRUNRESPONSE']._serialized_end=2041
-  _globals['_GETJOBRUNREQUEST']._serialized_start=2043
-  _globals['_GETJOBRUNREQUEST']._serialized_end=2091
-  _globals['_GETJOBRUNRESPONSE']._serialized_start=2093
-  _globals['_GETJOBRUNRESPONSE']._serialized_end=2214
-  _globals['_WRITERSERVICE']._serialized_start=2217
-  _globals['_WRITERSERVICE']._serialized_end=2926
+  _globals['_RACECHANGE']._serialized_end=1154
+  _globals['_GETRACESTATEREQUEST']._serialized_start=1156
+  _globals['_GETRACESTATEREQUEST']._serialized_end=1194
+  _globals['_GETRACESTATERESPONSE']._serialized_start=1196
+  _globals['_GETRACESTATERESPONSE']._serialized_end=1271
+  _globals['_MEETINGWITHRACES']._serialized_start=1273
+  _globals['_MEETINGWITHRACES']._serialized_end=1362
+  _globals['_UPSERTMEETINGSREQUEST']._serialized_start=1364
+  _globals['_UPSERTMEETINGSREQUEST']._serialized_end=1435
+  _globals['_UPSERTMEETINGSRESPONSE']._serialized_start=1437
+  _globals['_UPSERTMEETINGSRESPONSE']._serialized_end=1512
+  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_start=1515
+  _globals['_LISTSCHEDULABLERACESREQUEST']._serialized_end=1657
+  _globals['_SCHEDULABLERACE']._serialized_start=1660
+  _globals['_SCHEDULABLERACE']._serialized_end=1796
+  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_start=1798
+  _globals['_LISTSCHEDULABLERACESRESPONSE']._serialized_end=1872
+  _globals['_RECORDJOBRUNREQUEST']._serialized_start=1875
+  _globals['_RECORDJOBRUNREQUEST']._serialized_end=2033
+  _globals['_RECORDJOBRUNRESPONSE']._serialized_start=2035
+  _globals['_RECORDJOBRUNRESPONSE']._serialized_end=2057
+  _globals['_GETJOBRUNREQUEST']._serialized_start=2059
+  _globals['_GETJOBRUNREQUEST']._serialized_end=2107
+  _globals['_GETJOBRUNRESPONSE']._serialized_start=2109
+  _globals['_GETJOBRUNRESPONSE']._serialized_end=2230
+  _globals['_WRITERSERVICE']._serialized_start=2233
+  _globals['_WRITERSERVICE']._serialized_end=2942
 # @@protoc_insertion_point(module_scope)

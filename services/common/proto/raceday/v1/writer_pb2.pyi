@@ -216,6 +216,7 @@ class RaceChange(_message.Message):
     MONEY_FLOW_ROWS_FIELD_NUMBER: _builtins.int
     ODDS_ROWS_FIELD_NUMBER: _builtins.int
     BASELINE_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Increasing in the order writes were announced; a client resumes after the last it saw."""
     race_id: _builtins.str
@@ -226,6 +227,8 @@ class RaceChange(_message.Message):
     odds_rows: _builtins.int
     baseline: _builtins.bool
     """A baseline write (entities, pools and results; no time series)."""
+    alerts: _builtins.int
+    """Alerts (race_alerts rows) this write created; 0 when none."""
     @_builtins.property
     def polled_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -247,10 +250,11 @@ class RaceChange(_message.Message):
         money_flow_rows: _builtins.int = ...,
         odds_rows: _builtins.int = ...,
         baseline: _builtins.bool = ...,
+        alerts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at", "committed_at", b"committed_at", "generated_at", b"generated_at", "polled_at", b"polled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at", "baseline", b"baseline", "committed_at", b"committed_at", "generated_at", b"generated_at", "id", b"id", "meeting_id", b"meeting_id", "money_flow_rows", b"money_flow_rows", "odds_rows", b"odds_rows", "polled_at", b"polled_at", "race_id", b"race_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at", "alerts", b"alerts", "baseline", b"baseline", "committed_at", b"committed_at", "generated_at", b"generated_at", "id", b"id", "meeting_id", b"meeting_id", "money_flow_rows", b"money_flow_rows", "odds_rows", b"odds_rows", "polled_at", b"polled_at", "race_id", b"race_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__generated_at: _TypeAlias = _typing.Literal["generated_at"]  # noqa: Y015
     _WhichOneofArgType__generated_at: _TypeAlias = _typing.Literal["_generated_at", b"_generated_at"]  # noqa: Y015
