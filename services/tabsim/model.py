@@ -138,10 +138,17 @@ def _plunged_shares(race: RaceModel, t: float, shares: list[float]) -> list[floa
     for plunge in race.injected_plunges:
         by_bucket.setdefault(plunge.bucket, []).append((plunge.index, plunge.share))
         windows[plunge.bucket] = plunge.windows
-    for bucket, takers in by_bucket.items():
-        for opens, closes in windows[bucket]:
-            if t > opens:
-                _redirect(race, money, budget, opens=opens, until=min(t, closes), takers=takers)
+    opened = [
+        (opens, closes, takers)
+        for bucket, takers in by_bucket.items()
+        for opens, closes in windows[bucket]
+        if t > opens
+    ]
+    if not opened:
+        # Before every bucket the race is exactly as laid out, to the last bit of each share.
+        return shares
+    for opens, closes, takers in opened:
+        _redirect(race, money, budget, opens=opens, until=min(t, closes), takers=takers)
     for i in range(len(money)):
         # A runner scratched since is refunded; a drift that would leave a runner below its
         # redirected money never makes it negative (both rare: the shares renormalise).
