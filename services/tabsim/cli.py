@@ -210,10 +210,10 @@ async def serve(config: TabSimConfig) -> None:
     url = origin(config.host, port)
     try:
         state = SimState(config)
-    except ValueError as exc:
-        # A start-up plunge that fits no race of the day just laid out.
+    except ConfigError:
+        # A start-up plunge that fits no race of the day just laid out: run() reports it.
         sock.close()
-        raise ConfigError("--plunge" if config.plunges else "tabsim", str(exc)) from None
+        raise
     server = make_server(state)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

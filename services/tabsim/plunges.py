@@ -153,14 +153,18 @@ def resolve(request: PlungeRequest, day: Day, now_s: float) -> Plunge:
         raise ValueError(f"race_id {request.race_id!r} is not a race of the simulated day")
     plunge = _bind(request, race)
     index = _runner_index(race, request)
-    closes = max(closes for _, closes in race.bucket_windows(request.bucket))
+    windows = race.bucket_windows(request.bucket)
+    if not windows:
+        # A start brought forward past the whole bucket: no poll can land in it.
+        raise ValueError(f"bucket: race {race.race_id} is never in bucket {request.bucket}")
+    closes = max(closes for _, closes in windows)
     scratched_at = race.runners[index].scratched_at
     if scratched_at is not None and scratched_at < closes:
         raise ValueError(
             f"{_runner_field(request)}: runner {plunge.runner_number} is scratched at {scratched_at}, "
             f"before bucket {request.bucket} of race {race.race_id} closes at {int(closes)}"
         )
-    opens = min(opens for opens, _ in race.bucket_windows(request.bucket))
+    opens = min(opens for opens, _ in windows)
     if race.abandoned_at is not None and race.abandoned_at <= opens:
         raise ValueError(
             f"race_id {race.race_id}: the race is abandoned at {race.abandoned_at}, "
@@ -177,6 +181,8 @@ def _next_candidate(race: RaceModel, request: PlungeRequest, now_s: float) -> bo
     except ValueError:
         return False
     windows = race.bucket_windows(request.bucket)
+    if not windows:
+        return False
     opens = min(opens for opens, _ in windows)
     closes = max(closes for _, closes in windows)
     scratched_at = race.runners[index].scratched_at

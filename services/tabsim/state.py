@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.config import ConfigError
 from services.tabsim.archive_day import ArchivedDay
 from services.tabsim.clock import NS_PER_S, SimClock
 from services.tabsim.config import TabSimConfig
@@ -178,8 +179,11 @@ class SimState:
         elif not config.replay:
             self.rebuild()
         if config.plunges:
-            # Raises ValueError when a start-up plunge fits no race of the day (the CLI reports it).
-            self.add_plunges(config.plunges)
+            try:
+                self.add_plunges(config.plunges)
+            except ValueError as exc:
+                # Bound only now that the day is laid out: still a bad start-up setting.
+                raise ConfigError("--plunge/TABSIM_PLUNGES", str(exc)) from None
         self.initial_plunges = self.plunges
 
     @property

@@ -357,6 +357,16 @@ async def test_admin_api_sets_lists_and_clears_plunges(pinned: RunningTabSim) ->
         assert broken.status_code == 400
         assert len((await admin.plunges())["plunges"]) == 4
 
+        # A day laid out again keeps the plunges whose race it still has: all of them for the same
+        # seed and anchor, none for another seed.
+        anchor_ms = (await admin.scenario())["anchor"] * 1000
+        await admin.set_scenario(seed=11, anchor=anchor_ms)
+        assert len((await admin.plunges())["plunges"]) == 4
+        await admin.set_scenario(seed=12, anchor=anchor_ms)
+        assert (await admin.plunges()) == {"plunges": []}
+        await admin.set_scenario(seed=11, anchor=anchor_ms)
+        await admin.add_plunge(race_id, runner_number=1, share=0.3, bucket=5)
+
         assert (await admin.clear_plunges()) == {"plunges": []}
         assert (await admin.race(race_id))["injected_plunges"] == []
         await admin.add_plunge(race_id, runner_number=1, share=0.3, bucket=5)
