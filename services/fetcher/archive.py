@@ -57,6 +57,9 @@ DROPPED = Counter(
 QUEUE_DEPTH = Gauge("raceday_archive_queue_depth", "Payloads waiting to be archived")
 RAW_BYTES = Counter("raceday_archive_raw_bytes_total", "Uncompressed bytes of the payloads archived")
 STORED_BYTES = Counter("raceday_archive_zstd_bytes_total", "zstd bytes of the payloads sent to the archive")
+PACK_CPU = Counter(
+    "raceday_archive_pack_cpu_seconds_total", "CPU time of the packing thread (inflate, SHA-256, zstd)"
+)
 UNCHANGED = Counter(
     "raceday_archive_unchanged_total",
     "Payloads received byte for byte as the race's previous one, sent without packing them again",
@@ -151,6 +154,8 @@ class PollArchiver:
         )
         self.dropped = 0
         self.archived = 0
+        # CPU seconds the packing thread spent (`raceday bench archive-cpu` reads it).
+        self.pack_cpu_s = 0.0
 
     def offer(self, item: ReceivedPayload) -> bool:
         """Queue a payload for the archive without waiting; False (counted, logged) when full."""
@@ -230,6 +235,15 @@ class PollArchiver:
                     self._queue.task_done()
 
     def _pack(self, batch: list[ReceivedPayload]) -> writer_pb2.ArchivePollsRequest:
+        started = time.thread_time()
+        try:
+            return self._pack_batch(batch)
+        finally:
+            cpu_s = time.thread_time() - started
+            self.pack_cpu_s += cpu_s
+            PACK_CPU.inc(cpu_s)
+
+    def _pack_batch(self, batch: list[ReceivedPayload]) -> writer_pb2.ArchivePollsRequest:
         request = writer_pb2.ArchivePollsRequest()
         for item in batch:
             try:
