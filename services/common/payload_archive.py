@@ -6,9 +6,10 @@ one address whether it arrived gzip or identity; its stored form is one zstd fra
 bytes. The fetcher packs (services/fetcher/archive.py), the writer stores
 (services/writer/archive.py), and replay, export and the simulated TAB unpack.
 
-zstandard and hashlib release the GIL on large buffers, so packing runs on a worker thread
-without holding up the event loop. (Measured on the recorded 410 KB event: level 3 gives
-7.9% of the raw size; packing takes about 1.5 ms; see README "Archive and replay".)
+The Rust core's gzip reader, hashlib and zstandard release the GIL on large buffers, so packing
+runs on a worker thread without holding up the event loop. (Measured on the recorded 410 KB
+event: zstd level 1 gives 7.9% of the raw size, as level 3 does; packing a 350 KB event takes
+about 0.8 ms: inflate 0.23, SHA-256 0.19, zstd 0.33; see README "Archive and replay".)
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ A poll hands its payload (the bytes as received, gzip or identity) to `PollArchi
 which only appends to a bounded in-memory queue and returns: the poll never waits for the
 archive. A background task takes what is queued, in batches, packs each payload on a worker
 thread of low CPU priority (SHA-256 of the uncompressed bytes and a zstd frame,
-services/common/payload_archive.py; both release the GIL) and sends the batch to the writer's
-ArchivePolls. When the queue is
+services/common/payload_archive.py; all of it releases the GIL) and sends the batch to the
+writer's ArchivePolls. A payload byte for byte as its race's previous one (polled again before
+the TAB refreshed it) is not packed again: it has the same address and frame. When the queue is
 full the payload is dropped, counted (`raceday_archive_dropped_total{reason="queue_full"}`)
 and logged; a batch the writer cannot take after a few tries is dropped the same way
 (reason `write_failed`). The archive never slows or blocks a poll.
