@@ -11,8 +11,9 @@ from datetime import UTC, date, datetime, timedelta
 import grpc
 import pytest
 
+from raceday_core import PayloadDecodeError, inflate_payload
 from services.common.nztime import nz_today
-from services.common.payload_archive import ArchiveFormatError, pack, unpack
+from services.common.payload_archive import MAX_PAYLOAD_BYTES, ArchiveFormatError, pack, unpack
 from services.common.proto.raceday.v1 import writer_pb2
 from services.common.timestamps import timestamp_from_ms
 from services.fetcher.archive import DROPPED, UNCHANGED, ArchiveSettings, PollArchiver, ReceivedPayload
@@ -240,9 +241,18 @@ async def test_an_unchanged_payload_is_not_packed_again_and_a_full_batch_goes_at
         await server.stop(0)
 
 
-def test_a_gzip_body_of_several_members_is_read_whole() -> None:
+def test_the_archive_inflates_with_the_rust_core_as_the_transformer_does() -> None:
     half = len(EVENT) // 2
+    # Several gzip members are read as one body, like the transformer's reader.
     packed = pack(gzip.compress(EVENT[:half]) + gzip.compress(EVENT[half:]), "gzip")
     assert packed == pack(EVENT, "identity")
+    assert inflate_payload(EVENT, "identity") == EVENT
     with pytest.raises(ArchiveFormatError, match="gzip"):
         pack(gzip.compress(EVENT)[:-9], "gzip")
+    with pytest.raises(PayloadDecodeError, match="gzip"):
+        inflate_payload(b"not gzip", "gzip")
+    with pytest.raises(ValueError, match="br"):
+        inflate_payload(EVENT, "br")
+    # A gzip bomb: refused past MAX_PAYLOAD_BYTES, not inflated whole.
+    with pytest.raises(ArchiveFormatError, match="more than"):
+        pack(gzip.compress(bytes(MAX_PAYLOAD_BYTES + 1), 1), "gzip")
