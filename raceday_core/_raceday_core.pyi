@@ -1,7 +1,8 @@
 """Type stub of the Rust money-flow extension (rust_ext/binding).
 
-Every function mirrors one in `services.transformer.reference` (same signature, same
-results, same exception classes). `transform` and `event_summary` parse the payload with
+Every function but `inflate_payload` (the raw-payload archive's, services/common/payload_archive.py)
+mirrors one in `services.transformer.reference` (same signature, same results, same exception
+classes). `transform` and `event_summary` parse the payload with
 the GIL released. Malformed payloads raise `PayloadDecodeError` (not JSON / not UTF-8 /
 root not an object) or `PayloadSchemaError` (a required field missing, of the wrong type
 or out of range, or a non-empty `data.error`); the message names the field path. Bad
@@ -84,6 +85,10 @@ def transform_encoded(request: bytes, nz_date: Callable[[int], str]) -> bytes:
 
 def event_summary(payload: bytes, encoding: str = "") -> EventSummary:
     """A digest of an event payload for logging and in-band error detection (nztab-api.md §9.3, §9.7)."""
+
+def inflate_payload(payload: bytes, encoding: str = "") -> bytes:
+    """The body without its content encoding (identity or gzip, at most 64 MiB), with the GIL released;
+    PayloadDecodeError when it does not inflate, ValueError for another encoding (the raw-payload archive)."""
 
 def round_half_up(x: float) -> int:
     """R(x) = floor(x + 0.5) (money-flow.md §1.3); ValueError if not finite or beyond 64 bits."""

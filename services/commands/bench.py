@@ -15,6 +15,7 @@ _BENCH_MODULES = (
     "services.fetcher.bench",
     "services.fetcher.freshness",
     "services.fetcher.archive_bench",
+    "services.fetcher.archive_cpu_bench",
     "services.gateway.bench",
     "services.gateway.stream_bench",
 )

@@ -4,8 +4,9 @@ A poll hands its payload (the bytes as received, gzip or identity) to `PollArchi
 which only appends to a bounded in-memory queue and returns: the poll never waits for the
 archive. A background task takes what is queued, in batches, packs each payload on a worker
 thread of low CPU priority (SHA-256 of the uncompressed bytes and a zstd frame,
-services/common/payload_archive.py; both release the GIL) and sends the batch to the writer's
-ArchivePolls. When the queue is
+services/common/payload_archive.py; all of it releases the GIL) and sends the batch to the
+writer's ArchivePolls. A payload byte for byte as its race's previous one (polled again before
+the TAB refreshed it) is not packed again: it has the same address and frame. When the queue is
 full the payload is dropped, counted (`raceday_archive_dropped_total{reason="queue_full"}`)
 and logged; a batch the writer cannot take after a few tries is dropped the same way
 (reason `write_failed`). The archive never slows or blocks a poll.
@@ -19,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -28,7 +30,13 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.config import Env
 from services.common.logs import log_event
-from services.common.payload_archive import ArchiveFormatError, Packer, normalise_encoding
+from services.common.payload_archive import (
+    DEFAULT_ZSTD_LEVEL,
+    ArchiveFormatError,
+    PackedPayload,
+    Packer,
+    normalise_encoding,
+)
 from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
 from services.common.timestamps import timestamp_from_ms
 
@@ -50,6 +58,13 @@ DROPPED = Counter(
 QUEUE_DEPTH = Gauge("raceday_archive_queue_depth", "Payloads waiting to be archived")
 RAW_BYTES = Counter("raceday_archive_raw_bytes_total", "Uncompressed bytes of the payloads archived")
 STORED_BYTES = Counter("raceday_archive_zstd_bytes_total", "zstd bytes of the payloads sent to the archive")
+PACK_CPU = Counter(
+    "raceday_archive_pack_cpu_seconds_total", "CPU time of the packing thread (inflate, SHA-256, zstd)"
+)
+UNCHANGED = Counter(
+    "raceday_archive_unchanged_total",
+    "Payloads received byte for byte as the race's previous one, sent without packing them again",
+)
 BATCH_SECONDS = Histogram(
     "raceday_archive_batch_seconds",
     "Time to pack and store one archive batch",
@@ -66,6 +81,9 @@ PACK_NICENESS: Final = 10
 RETRY_DELAY_S: Final = 0.5
 # At most one drop line per this many seconds (the counter has every drop).
 DROP_LOG_EVERY_S: Final = 10.0
+# Races whose last received payload (as received, and packed) is kept to recognise an unchanged
+# one: about 50 KB gzip and 25 KB zstd each.
+LAST_PACKED_RACES: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +93,7 @@ class ArchiveSettings:
     enabled: bool = True
     queue_max: int = 512
     batch_max: int = 16
-    zstd_level: int = 3
+    zstd_level: int = DEFAULT_ZSTD_LEVEL
     deadline_s: float = 10.0
     # How long a batch waits to fill after its first payload: fewer, larger ArchivePolls calls.
     linger_s: float = 1.0
@@ -88,7 +106,7 @@ class ArchiveSettings:
             enabled=env.flag("RACEDAY_ARCHIVE_ENABLED", True),
             queue_max=env.integer("RACEDAY_ARCHIVE_QUEUE_MAX", 512, minimum=1, maximum=100_000),
             batch_max=env.integer("RACEDAY_ARCHIVE_BATCH_MAX", 16, minimum=1, maximum=1000),
-            zstd_level=env.integer("RACEDAY_ARCHIVE_ZSTD_LEVEL", 3, minimum=1, maximum=19),
+            zstd_level=env.integer("RACEDAY_ARCHIVE_ZSTD_LEVEL", DEFAULT_ZSTD_LEVEL, minimum=1, maximum=19),
             deadline_s=env.number("RACEDAY_ARCHIVE_DEADLINE_S", 10.0, minimum=0.1, maximum=300.0),
             linger_s=env.number("RACEDAY_ARCHIVE_LINGER_S", 1.0, minimum=0.0, maximum=60.0),
         )
@@ -105,6 +123,15 @@ class ReceivedPayload:
     baseline: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _LastPacked:
+    """A race's last payload as received and as packed."""
+
+    payload: bytes
+    encoding: str
+    packed: PackedPayload
+
+
 class PollArchiver:
     """A bounded queue of received payloads and the task that archives them in batches."""
 
@@ -113,15 +140,23 @@ class PollArchiver:
         self._writer: WriterServiceAsyncStub = writer_pb2_grpc.WriterServiceStub(writer)
         self._queue: asyncio.Queue[ReceivedPayload] = asyncio.Queue(maxsize=settings.queue_max)
         self._task: asyncio.Task[None] | None = None
+        # Set when a whole batch is queued, so that the task wakes once per batch, not per payload.
+        self._batch_ready = asyncio.Event()
         self._last_drop_log = 0.0
         # Used by one batch at a time (the task awaits each batch's packing before the next), on
         # one thread of low priority, so that packing yields the CPU to polls.
         self._packer = Packer(settings.zstd_level)
+        # Touched on the packing thread only. The TAB refreshes an event about every 15 s and the
+        # fetcher may poll it more often: a payload byte for byte as the race's previous one has
+        # the same address and frame, so it is not inflated, hashed and compressed again.
+        self._last_packed: OrderedDict[str, _LastPacked] = OrderedDict()
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="poll-archive", initializer=_lower_priority
         )
         self.dropped = 0
         self.archived = 0
+        # CPU seconds the packing thread spent (`raceday bench archive-cpu` reads it).
+        self.pack_cpu_s = 0.0
 
     def offer(self, item: ReceivedPayload) -> bool:
         """Queue a payload for the archive without waiting; False (counted, logged) when full."""
@@ -130,7 +165,11 @@ class PollArchiver:
         except asyncio.QueueFull:
             self._drop("queue_full", 1, race_id=item.race_id)
             return False
-        QUEUE_DEPTH.set(self._queue.qsize())
+        depth = self._queue.qsize()
+        QUEUE_DEPTH.set(depth)
+        # The task holds a batch's first payload while it waits for the rest.
+        if depth >= self.settings.batch_max - 1:
+            self._batch_ready.set()
         return True
 
     @property
@@ -178,18 +217,12 @@ class PollArchiver:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            deadline = time.monotonic() + self.settings.linger_s
-            while len(batch) < self.settings.batch_max:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout=left))
-                except TimeoutError:
-                    break
+            if self._queue.qsize() < self.settings.batch_max - 1 and self.settings.linger_s > 0:
+                self._batch_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_ready.wait(), timeout=self.settings.linger_s)
+            while len(batch) < self.settings.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             QUEUE_DEPTH.set(self._queue.qsize())
             try:
                 await self._archive(batch)
@@ -203,11 +236,20 @@ class PollArchiver:
                     self._queue.task_done()
 
     def _pack(self, batch: list[ReceivedPayload]) -> writer_pb2.ArchivePollsRequest:
+        started = time.thread_time()
+        try:
+            return self._pack_batch(batch)
+        finally:
+            cpu_s = time.thread_time() - started
+            self.pack_cpu_s += cpu_s
+            PACK_CPU.inc(cpu_s)
+
+    def _pack_batch(self, batch: list[ReceivedPayload]) -> writer_pb2.ArchivePollsRequest:
         request = writer_pb2.ArchivePollsRequest()
         for item in batch:
             try:
-                packed = self._packer.pack(item.payload, item.encoding)
                 encoding = normalise_encoding(item.encoding)
+                packed = self._packed(item, encoding)
             except ArchiveFormatError as exc:
                 self._drop("bad_payload", 1, race_id=item.race_id, detail=str(exc)[:200])
                 continue
@@ -226,6 +268,22 @@ class PollArchiver:
                 )
             )
         return request
+
+    def _packed(self, item: ReceivedPayload, encoding: str) -> PackedPayload:
+        """The payload packed, or the race's previous packing when the bytes are the same."""
+        last = self._last_packed.get(item.race_id)
+        # A compare of the bytes as received (about 50 KB gzip) costs microseconds; packing them
+        # costs about a millisecond.
+        if last is not None and last.encoding == encoding and last.payload == item.payload:
+            self._last_packed.move_to_end(item.race_id)
+            UNCHANGED.inc()
+            return last.packed
+        packed = self._packer.pack(item.payload, encoding)
+        self._last_packed[item.race_id] = _LastPacked(item.payload, encoding, packed)
+        self._last_packed.move_to_end(item.race_id)
+        if len(self._last_packed) > LAST_PACKED_RACES:
+            self._last_packed.popitem(last=False)
+        return packed
 
     async def _archive(self, batch: list[ReceivedPayload]) -> None:
         started = time.perf_counter()

@@ -36,15 +36,19 @@ logger = logging.getLogger(__name__)
 EnsureDays = Callable[[Iterable[date]], Awaitable[object]]
 MAX_BATCH: Final = 1000
 
+# The bytea arrays go in binary (%b). In text, psycopg hex-encodes each frame and quotes it with a
+# regular expression, and PostgreSQL parses the array literal back (array_in, hex decode): profiled,
+# that was most of the writer's and PostgreSQL's CPU per archived poll (0.75 and 0.65 ms for a
+# 26 KB frame; 0.28 and 0.14 ms in binary).
 INSERT_PAYLOADS: Final = """
 INSERT INTO archive_payloads (racing_day, payload_hash, raw_bytes, zstd_payload)
-SELECT * FROM unnest(%s::date[], %s::bytea[], %s::integer[], %s::bytea[])
+SELECT * FROM unnest(%s::date[], %b::bytea[], %s::integer[], %b::bytea[])
 ON CONFLICT (racing_day, payload_hash) DO NOTHING
 """
 INSERT_POLLS: Final = """
 INSERT INTO archive_polls (racing_day, race_id, polled_at, baseline, payload_hash, received_encoding,
                            received_bytes)
-SELECT * FROM unnest(%s::date[], %s::text[], %s::timestamptz[], %s::boolean[], %s::bytea[], %s::text[],
+SELECT * FROM unnest(%s::date[], %s::text[], %s::timestamptz[], %s::boolean[], %b::bytea[], %s::text[],
                      %s::integer[])
 ON CONFLICT (racing_day, race_id, polled_at) DO NOTHING
 """

@@ -3,6 +3,7 @@ idempotently, recovers a missing partition, and its retention is independent of 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -10,11 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 import grpc
 import pytest
 
+from raceday_core import PayloadDecodeError, inflate_payload
 from services.common.nztime import nz_today
-from services.common.payload_archive import ArchiveFormatError, pack, unpack
+from services.common.payload_archive import MAX_PAYLOAD_BYTES, ArchiveFormatError, pack, unpack
 from services.common.proto.raceday.v1 import writer_pb2
 from services.common.timestamps import timestamp_from_ms
-from services.fetcher.archive import DROPPED, ArchiveSettings, PollArchiver, ReceivedPayload
+from services.fetcher.archive import DROPPED, UNCHANGED, ArchiveSettings, PollArchiver, ReceivedPayload
 from services.writer.archive import archived_payload, archived_polls
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
@@ -194,3 +196,63 @@ async def test_the_fetcher_archiver_never_waits_and_counts_what_it_drops(
         await archiver.stop()
         await channel.close()
         await server.stop(0)
+
+
+async def test_an_unchanged_payload_is_not_packed_again_and_a_full_batch_goes_at_once(
+    db: Database, maintainer: PartitionMaintainer
+) -> None:
+    server = grpc.aio.server()
+    add_writer_servicer(WriterServicer(db, maintainer), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    # A linger far beyond the test's patience: batches go because they are full.
+    archiver = PollArchiver(channel, ArchiveSettings(batch_max=3, linger_s=300.0))
+    unchanged_before = UNCHANGED._value.get()
+    changed = EVENT.replace(b'"status"', b'"status" ', 1)
+    sent = [
+        ("r1", gzip.compress(EVENT), "gzip"),
+        ("r2", gzip.compress(changed), "gzip"),
+        ("r1", gzip.compress(EVENT), "gzip"),  # byte for byte r1's previous: not packed again
+        ("r1", EVENT, "identity"),  # the same snapshot, received another way: packed
+        ("r1", EVENT, "identity"),  # unchanged
+        ("r1", gzip.compress(changed), "gzip"),  # changed
+    ]
+    try:
+        archiver.start()
+        for i, (race_id, body, encoding) in enumerate(sent):
+            assert archiver.offer(ReceivedPayload(race_id, LATE - 60_000 + i * 1000, body, encoding))
+        await asyncio.wait_for(archiver.drain(), timeout=30)
+        assert archiver.archived == len(sent)
+        assert UNCHANGED._value.get() == unchanged_before + 2
+        async with db.read_connection() as conn:
+            polls = await archived_polls(conn, date(2025, 7, 17), date(2025, 7, 17))
+            assert [(p.race_id, p.received_encoding) for p in polls] == [(r, e) for r, _, e in sent]
+            for poll, (_, body, encoding) in zip(polls, sent, strict=True):
+                frame, size = await archived_payload(conn, poll.racing_day, poll.payload_hash)
+                raw = body if encoding == "identity" else gzip.decompress(body)
+                assert unpack(frame, size, poll.payload_hash) == raw
+                assert poll.received_bytes == len(body)
+            cur = await conn.execute("SELECT count(*) FROM archive_payloads")
+            assert await cur.fetchone() == (2,)
+    finally:
+        await archiver.stop()
+        await channel.close()
+        await server.stop(0)
+
+
+def test_the_archive_inflates_with_the_rust_core_as_the_transformer_does() -> None:
+    half = len(EVENT) // 2
+    # Several gzip members are read as one body, like the transformer's reader.
+    packed = pack(gzip.compress(EVENT[:half]) + gzip.compress(EVENT[half:]), "gzip")
+    assert packed == pack(EVENT, "identity")
+    assert inflate_payload(EVENT, "identity") == EVENT
+    with pytest.raises(ArchiveFormatError, match="gzip"):
+        pack(gzip.compress(EVENT)[:-9], "gzip")
+    with pytest.raises(PayloadDecodeError, match="gzip"):
+        inflate_payload(b"not gzip", "gzip")
+    with pytest.raises(ValueError, match="br"):
+        inflate_payload(EVENT, "br")
+    # A gzip bomb: refused past MAX_PAYLOAD_BYTES, not inflated whole.
+    with pytest.raises(ArchiveFormatError, match="more than"):
+        pack(gzip.compress(bytes(MAX_PAYLOAD_BYTES + 1), 1), "gzip")

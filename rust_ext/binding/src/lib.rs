@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+mod archive;
 mod encoded;
 mod write;
 
@@ -834,6 +835,7 @@ fn _raceday_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pool_amounts, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;
     m.add_function(wrap_pyfunction!(event_summary, m)?)?;
+    m.add_function(wrap_pyfunction!(archive::inflate_payload, m)?)?;
     m.add_function(wrap_pyfunction!(encoded::transform_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(write::write_document, m)?)?;
     m.add_class::<write::WriteDocument>()?;
