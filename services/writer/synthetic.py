@@ -196,12 +196,14 @@ def synthetic_update(
             change.event_timestamp.CopyFrom(update.polled_at)
     if with_moves and previous is not None and update.money_flow:
         column = core.previous_column(bucket)
-        before = {row.entrant_id: _cell(row) for row in previous.money_flow if row.time_interval == column}
-        now = {row.entrant_id: _cell(row) for row in update.money_flow}
+        previous_cells = {
+            row.entrant_id: _cell(row) for row in previous.money_flow if row.time_interval == column
+        }
+        current_cells = {row.entrant_id: _cell(row) for row in update.money_flow}
         runners: list[MoveRunner] = [
             {"entrant_id": e.entrant_id, "scratched": e.is_scratched} for e in update.entrants
         ]
-        for move in core.moves(bucket, runners, before, now):
+        for move in core.moves(bucket, runners, previous_cells, current_cells):
             update.moves.add(**move)
     p = update.pools
     p.race_id = race.race_id
