@@ -251,6 +251,8 @@ class MovesRun:
 
     with_moves: Series = field(default_factory=Series)
     without_moves: Series = field(default_factory=Series)
+    # Per measured round, the write with moves minus the one without (written back to back).
+    paired_seconds: list[float] = field(default_factory=list)
     # Seconds per raceday_core.moves call on one poll (arguments converted from Python included).
     compute_seconds: list[float] = field(default_factory=list)
     moves_per_poll: int = 0
@@ -322,6 +324,8 @@ async def _measure_moves(db: Database, args: argparse.Namespace, now_ms: int) ->
         for update, series in pair if i % 2 == 0 else reversed(pair):
             request = writer_pb2.WriteRaceUpdateRequest(update=update).SerializeToString()
             await _write(db, request, series if measured else None)
+        if measured and len(run.with_moves.seconds) == len(run.without_moves.seconds) > 0:
+            run.paired_seconds.append(run.with_moves.seconds[-1] - run.without_moves.seconds[-1])
     return run
 
 
@@ -351,9 +355,12 @@ def _report_moves(args: argparse.Namespace, run: MovesRun, scale: float) -> int:
     with_ms = statistics.median(run.with_moves.seconds) * 1000
     difference = with_ms - statistics.median(run.without_moves.seconds) * 1000
     compute_us = statistics.median(run.compute_seconds) * 1e6 if run.compute_seconds else float("nan")
+    paired = statistics.median(run.paired_seconds) * 1000 if run.paired_seconds else float("nan")
     print(
         f"move detection costs {difference:+.3f} ms per write (difference of medians), "
-        f"{difference / scale:+.3f} ms at the {YARDSTICK_MS} ms yardstick"
+        f"{difference / scale:+.3f} ms at the {YARDSTICK_MS} ms yardstick; median of the "
+        f"{len(run.paired_seconds)} paired differences (each round's two writes back to back) "
+        f"{paired:+.3f} ms, {paired / scale:+.3f} ms at the yardstick"
     )
     print(
         f"move computation: raceday_core.moves takes {compute_us:.1f} us per poll ({args.runners} runners, "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -178,8 +179,8 @@ def _count_rows(result: WriteResult) -> None:
         rows.labels("race_pools").inc()
     if result.results_written:
         rows.labels("race_results").inc()
-    for kind in result.alert_kinds:
-        metrics.ALERTS_CREATED.labels(kind).inc()
+    for kind, created in Counter(result.alert_kinds).items():
+        metrics.ALERTS_CREATED.labels(kind).inc(created)
 
 
 def _params(document: raceday_core.WriteDocument, settings: WriterSettings) -> tuple[Any, ...]:
