@@ -1,12 +1,15 @@
-"""The admin API under `/__sim/` (not part of the TAB surface): faults, clock, scenario, request log.
+"""The admin API under `/__sim/` (not part of the TAB surface): faults, clock, scenario, plunges, request log.
 
 GET    /__sim/health
 GET    /__sim/faults            POST (partial update: each named knob replaced)   DELETE (all off)
 GET    /__sim/clock             POST {"now": RFC 3339 | epoch ms, "offset_s", "advance_s", "speed"}
 GET    /__sim/scenario          POST {"seed", "anchor", ...ScenarioConfig fields} (re-lays the day)
 GET    /__sim/races/{race_id}   the model's plan and state (?at=epoch ms; default now)
+GET    /__sim/plunges           POST {"race_id", "runner_number" | "entrant_id", "share", "bucket"}
+                                (or an array of them; adds, replacing the same race, runner and bucket)
+                                DELETE (all off)
 GET    /__sim/requests          ?limit=N&route=events      DELETE (clear)
-POST   /__sim/reset             faults back to start-up settings, request log cleared
+POST   /__sim/reset             faults and plunges back to start-up settings, request log cleared
 """
 
 from __future__ import annotations
@@ -135,6 +138,29 @@ def admin_router(state: SimState) -> APIRouter:
         }
         return _json(document)
 
+    @router.get("/plunges")
+    async def get_plunges() -> Response:
+        return _json(_plunges(state))
+
+    @router.post("/plunges")
+    async def add_plunges(request: Request) -> Response:
+        if state.day is None:
+            return _problem("plunges need the synthetic day: not in replay or archive mode", 409)
+        try:
+            raw = await request.body()
+            document = json.loads(raw) if raw.strip() else None
+            if not isinstance(document, dict | list) or not document:
+                raise ValueError("the body must be a plunge object or a non-empty array of them")
+            state.add_plunges(document if isinstance(document, list) else [document])
+        except ValueError as exc:
+            return _problem(str(exc))
+        return _json(_plunges(state))
+
+    @router.delete("/plunges")
+    async def clear_plunges() -> Response:
+        state.clear_plunges()
+        return _json(_plunges(state))
+
     @router.get("/requests")
     async def requests(limit: int | None = None, route: str | None = None) -> Response:
         return _json(state.log.to_json(limit=limit, route=route))
@@ -147,9 +173,22 @@ def admin_router(state: SimState) -> APIRouter:
     @router.post("/reset")
     async def reset() -> Response:
         state.reset()
-        return _json({"faults": state.faults.to_json(), "requests": state.log.to_json(limit=0)})
+        return _json(
+            {
+                "faults": state.faults.to_json(),
+                "plunges": _plunges(state)["plunges"],
+                "requests": state.log.to_json(limit=0),
+            }
+        )
 
     return router
+
+
+def _plunges(state: SimState) -> dict[str, Any]:
+    day = state.day
+    if day is None:
+        return {"plunges": []}
+    return {"plunges": [plunge.to_json(day.races[plunge.race_id]) for plunge in state.plunges]}
 
 
 def _scenario(state: SimState) -> dict[str, Any]:

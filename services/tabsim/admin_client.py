@@ -68,6 +68,20 @@ class TabSimAdmin:
         path = f"/races/{race_id}" + (f"?at={at_ms}" if at_ms is not None else "")
         return await self._call("GET", path)
 
+    async def plunges(self) -> dict[str, Any]:
+        """{"plunges": [...]}: every plunge set, with the instants its bucket covers."""
+        return await self._call("GET", "/plunges")
+
+    async def add_plunge(self, race_id: str, *, share: float, bucket: int, **runner: Any) -> dict[str, Any]:
+        """Add one plunge; name the runner with `runner_number=` or `entrant_id=`. Returns all of them."""
+        return await self._call(
+            "POST", "/plunges", {"race_id": race_id, "share": share, "bucket": bucket, **runner}
+        )
+
+    async def clear_plunges(self) -> dict[str, Any]:
+        """Remove every plunge."""
+        return await self._call("DELETE", "/plunges")
+
     async def requests(self, *, limit: int | None = None, route: str | None = None) -> dict[str, Any]:
         """The request log: counters and the latest entries."""
         params = {k: v for k, v in (("limit", limit), ("route", route)) if v is not None}
@@ -81,5 +95,5 @@ class TabSimAdmin:
         await self._call("DELETE", "/requests")
 
     async def reset(self) -> None:
-        """Faults back to start-up settings and an empty request log."""
+        """Faults and plunges back to start-up settings and an empty request log."""
         await self._call("POST", "/reset")

@@ -24,6 +24,7 @@ from services.common.config import ConfigError, Env, exit_on_config_error, fail
 from services.common.logs import configure_logging, log_event
 from services.tabsim.config import TabSimConfig, parse_faults, parse_instant_ns
 from services.tabsim.faults import MALFORMED_MODES, Faults
+from services.tabsim.plunges import parse_plunge_spec
 from services.tabsim.scenario import SCENARIO_KINDS
 from services.tabsim.server import LISTENING_EVENT, bind_socket, make_server, origin
 from services.tabsim.state import SimState
@@ -33,7 +34,16 @@ logger = logging.getLogger("services.tabsim")
 
 DESCRIPTION = (
     "Serve /affiliates/v1/racing/* from a synthetic race day (or the recordings with --replay), "
-    "with fault knobs and an admin API under /__sim/."
+    "with fault knobs, injected plunges and an admin API under /__sim/."
+)
+PLUNGE_HELP = (
+    "inject a plunge: runner RUNNER (a number or an entrant id) of race RACE (a race id, or next / "
+    "next+N: the first Open NZ/AUS gallops or harness race whose bucket opens 5+ simulated minutes "
+    "ahead, skipping N) takes SHARE (0 < SHARE <= 1) of the Win and Place money bet while the race "
+    "is in money-flow bucket BUCKET (60, 55, ..., 5, 4, 3, 2, 1, 0 minutes to start); repeatable, "
+    "replaces TABSIM_PLUNGES (a JSON array as POST /__sim/plunges takes, or these specs "
+    "comma-separated). Bucket 5 shows it most exactly: the pools grow most in it, and Raceday sees "
+    "a runner's money only to a whole hold percentage of the pool"
 )
 
 
@@ -86,6 +96,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault-malformed-rate", type=float, help="share of malformed bodies")
     parser.add_argument("--fault-malformed-mode", choices=MALFORMED_MODES, default="truncated")
     parser.add_argument("--fault-data-error-rate", type=float, help="share of events with data.error set")
+    parser.add_argument(
+        "--plunge", action="append", metavar="RACE:RUNNER:SHARE:BUCKET", dest="plunges", help=PLUNGE_HELP
+    )
     parser.add_argument(
         "--no-identification-check",
         action="store_true",
@@ -153,6 +166,11 @@ def config_from_args(args: argparse.Namespace, env: Env | None = None) -> TabSim
     except ValueError as exc:
         raise ConfigError("--fault-*", str(exc)) from None
     changes: dict[str, Any] = {"scenario": scenario, "faults": faults}
+    if args.plunges:
+        try:
+            changes["plunges"] = tuple(parse_plunge_spec(spec) for spec in args.plunges)
+        except ValueError as exc:
+            raise ConfigError("--plunge", str(exc)) from None
     if args.archive is not None:
         changes["archive_url"] = args.archive
     if args.archive_date is not None:
@@ -178,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     configure_logging("tabsim", args.log_level)
     try:
-        uvloop.run(serve(config))
+        with exit_on_config_error():
+            uvloop.run(serve(config))
     except OSError as exc:
         fail(f"cannot listen on {config.host}:{config.port}: {exc}")
     return 0
@@ -189,7 +208,12 @@ async def serve(config: TabSimConfig) -> None:
     sock = bind_socket(config.host, config.port)
     port = int(sock.getsockname()[1])
     url = origin(config.host, port)
-    state = SimState(config)
+    try:
+        state = SimState(config)
+    except ConfigError:
+        # A start-up plunge that fits no race of the day just laid out: run() reports it.
+        sock.close()
+        raise
     server = make_server(state)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -207,6 +231,7 @@ async def serve(config: TabSimConfig) -> None:
         meetings=len(day.meetings) if day else None,
         races=len(day.races) if day else None,
         require_identification=state.faults.require_identification,
+        plunges=[plunge.to_json(state.day.races[plunge.race_id]) for plunge in state.plunges if state.day],
     )
     sys.stdout.write(json.dumps({"event": LISTENING_EVENT, "url": url}) + "\n")
     sys.stdout.flush()

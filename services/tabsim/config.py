@@ -11,6 +11,7 @@ from typing import Any, Final
 from services.common.clock import ANCHOR_VAR, SPEED_VAR
 from services.common.config import ConfigError, Env
 from services.tabsim.faults import Faults
+from services.tabsim.plunges import PlungeRequest, parse_plunges
 from services.tabsim.scenario import SCENARIO_KINDS, ScenarioConfig
 
 DEFAULT_PORT: Final = 8900
@@ -32,6 +33,9 @@ class TabSimConfig:
     clock_anchor_ns: int | None = None
     replay: bool = False
     faults: Mapping[str, Any] = field(default_factory=dict)
+    # Plunges set at start-up, as the admin API's JSON objects (plunges.py); bound to races when
+    # the day is laid out, so `next` means the next race from the start-up instant.
+    plunges: tuple[Mapping[str, Any], ...] = ()
     # Level 1: the simulator answers quickly (payloads are ~400 KB); clients see the same gzip format.
     gzip_level: int = 1
     # Like the real API, whose data refreshes about every 15 s: an event rendered less than this
@@ -51,6 +55,10 @@ class TabSimConfig:
         if not 0 <= self.gzip_level <= 9:
             raise ValueError(f"gzip_level must be 0..9, got {self.gzip_level}")
         Faults.from_json(self.faults)  # validates the knobs early
+        for document in self.plunges:
+            PlungeRequest.from_json(document)
+        if self.plunges and (self.replay or self.archive_url is not None):
+            raise ValueError("plunges need the synthetic day: not with --replay or --archive")
         if (self.archive_url is None) != (self.archive_date is None):
             raise ValueError("--archive and --archive-date go together")
         if self.archive_url is not None and self.replay:
@@ -71,6 +79,10 @@ class TabSimConfig:
                 raise
             raise ConfigError("TABSIM_SCENARIO", str(exc)) from None
         faults: dict[str, Any] = env.parsed("TABSIM_FAULTS", {}, parse_faults)
+        replay = env.flag("TABSIM_REPLAY", False)
+        plunges: tuple[dict[str, Any], ...] = env.parsed("TABSIM_PLUNGES", (), parse_plunges)
+        if plunges and replay:
+            raise ConfigError("TABSIM_PLUNGES", "plunges need the synthetic day: not with TABSIM_REPLAY")
         if not env.flag("TABSIM_REQUIRE_IDENTIFICATION", True):
             faults = {**faults, "require_identification": False}
         return cls(
@@ -83,8 +95,9 @@ class TabSimConfig:
             ),
             clock_anchor_ns=_anchor_ns(env),
             now_ns=env.parsed("TABSIM_NOW", None, parse_instant_ns),
-            replay=env.flag("TABSIM_REPLAY", False),
+            replay=replay,
             faults=faults,
+            plunges=plunges,
             gzip_level=env.integer("TABSIM_GZIP_LEVEL", 1, minimum=0, maximum=9),
             snapshot_s=env.number("TABSIM_SNAPSHOT_S", 0.0, minimum=0.0, maximum=60.0),
         )

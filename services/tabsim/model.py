@@ -3,6 +3,11 @@
 Pure functions of the race model and the instant: pools follow a monotone curve to
 the jump, money-tracker shares drift with a seeded random walk plus a late plunge,
 odds follow the shares. Everything freezes at the jump (or at abandonment).
+
+Injected plunges (the admin API's knob, plunges.py) redirect money rather than shares:
+while one is in its bucket, its runner takes a set share of the money the runners' pools
+gain and the other runners split the rest by their shares; before the bucket nothing
+changes, after it the money bet stays and new money is shared as without the plunge.
 """
 
 from __future__ import annotations
@@ -70,13 +75,22 @@ class RaceState:
         return sum(row[1] for row in self.tracker_rows)
 
 
-def _scratched(race: RaceModel, index: int, t: int) -> bool:
+def _scratched(race: RaceModel, index: int, t: float) -> bool:
     at = race.runners[index].scratched_at
     return at is not None and t >= at
 
 
-def hold_shares(race: RaceModel, t: int) -> list[float]:
+def hold_shares(race: RaceModel, t: float) -> list[float]:
     """Each runner's hold share in percent at `t` (0 once scratched); the extra ids keep the rest."""
+    t = min(t, race.freeze_at)
+    shares = _drifting_shares(race, t)
+    if race.injected_plunges and sum(shares) > 0:
+        return _plunged_shares(race, t, shares)
+    return shares
+
+
+def _drifting_shares(race: RaceModel, t: float) -> list[float]:
+    """The shares without injected plunges: the seeded drift and the race's own late plunge."""
     t = min(t, race.freeze_at)
     budget = 100.0 - sum(extra.hold for extra in race.extras)
     weights = [
@@ -99,6 +113,82 @@ def hold_shares(race: RaceModel, t: int) -> list[float]:
             shares = [s * scale for s in shares]
             shares[p] = budget - (others - rise)
     return shares
+
+
+def _pool_fraction_at(race: RaceModel, t: float) -> float:
+    """The share of the final pools bet by instant `t` (every pool follows the same curve)."""
+    if math.isinf(t):
+        return 0.0
+    return pool_fraction(race.jump - min(t, race.freeze_at))
+
+
+def _plunged_shares(race: RaceModel, t: float, shares: list[float]) -> list[float]:
+    """`shares` (the drifting shares at `t`) with the race's injected plunges applied.
+
+    Worked in money, in units of (share of the final pool) x percent, so that a runner's
+    money is what the money flow sees (pool total x hold percentage): each window that has
+    opened moves money from what the drifting model gave each runner in it to what the
+    plunge gives. The moves sum to zero, so the shares still sum to the runners' budget.
+    """
+    budget = sum(shares)
+    fraction = _pool_fraction_at(race, t)
+    money = [fraction * share for share in shares]
+    by_bucket: dict[int, list[tuple[int, float]]] = {}
+    windows: dict[int, tuple[tuple[float, float], ...]] = {}
+    for plunge in race.injected_plunges:
+        by_bucket.setdefault(plunge.bucket, []).append((plunge.index, plunge.share))
+        windows[plunge.bucket] = plunge.windows
+    opened = [
+        (opens, closes, takers)
+        for bucket, takers in by_bucket.items()
+        for opens, closes in windows[bucket]
+        if t > opens
+    ]
+    if not opened:
+        # Before every bucket the race is exactly as laid out, to the last bit of each share.
+        return shares
+    for opens, closes, takers in opened:
+        _redirect(race, money, budget, opens=opens, until=min(t, closes), takers=takers)
+    for i in range(len(money)):
+        # A runner scratched since is refunded; a drift that would leave a runner below its
+        # redirected money never makes it negative (both rare: the shares renormalise).
+        if _scratched(race, i, t) or money[i] < 0:
+            money[i] = 0.0
+    total = sum(money)
+    if total <= 0:
+        return shares
+    return [budget * m / total for m in money]
+
+
+def _redirect(
+    race: RaceModel,
+    money: list[float],
+    budget: float,
+    *,
+    opens: float,
+    until: float,
+    takers: list[tuple[int, float]],
+) -> None:
+    """Move the money the runners gained in (opens, until] to where the plunges send it."""
+    start_fraction = _pool_fraction_at(race, opens)
+    end_fraction = _pool_fraction_at(race, until)
+    added = (end_fraction - start_fraction) * budget
+    if added <= 0:
+        return
+    at_end = _drifting_shares(race, until)
+    at_start = _drifting_shares(race, opens) if start_fraction > 0 else [0.0] * len(money)
+    taken = sum(share for _, share in takers)
+    taker_indices = {index for index, _ in takers}
+    # The rest goes to the other runners by their shares at the end: never a negative increment.
+    weights = [0.0 if i in taker_indices else at_end[i] for i in range(len(money))]
+    weight_sum = sum(weights)
+    target = [(1.0 - taken) * added * w / weight_sum if weight_sum > 0 else 0.0 for w in weights]
+    for index, share in takers:
+        # With every other runner scratched the takers share the rest as well.
+        target[index] += share * added + (0.0 if weight_sum > 0 else (1.0 - taken) * added * share / taken)
+    for i in range(len(money)):
+        gained = end_fraction * at_end[i] - start_fraction * at_start[i]
+        money[i] += target[i] - gained
 
 
 def _bet_shares(race: RaceModel, t: int, holds: list[float]) -> list[float]:

@@ -156,6 +156,34 @@ class ExtraTrackerId:
     bet: int
 
 
+# Money-flow buckets before the start (money-flow.md §6.2), highest first.
+PRE_START_BUCKETS: Final = (60, 55, 50, 45, 40, 35, 30, 25, 20, 15, 10, 5, 4, 3, 2, 1, 0)
+
+
+def bucket_minutes(bucket: int) -> tuple[float, float]:
+    """The raw minutes to start [low, high) that pre-start `bucket` covers (money-flow.md §6.2)."""
+    if bucket not in PRE_START_BUCKETS:
+        raise ValueError(f"not a pre-start bucket: {bucket}")
+    if bucket == 60:
+        return 59.5, math.inf
+    return bucket - 0.5, bucket + (4.5 if bucket >= 5 else 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedPlunge:
+    """A plunge asked for through the admin API or at start-up (plunges.py), bound to its race.
+
+    While a poll of the race would land in money-flow bucket `bucket`, runner `index` takes
+    `share` of the money the runners' pools gain; `windows` are those instants, (opens, closes]
+    in epoch seconds (two when a start-time change splits the bucket; `opens` is -inf for 60).
+    """
+
+    index: int
+    share: float
+    bucket: int
+    windows: tuple[tuple[float, float], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class RaceModel:
     """One race and its whole timeline; `state_at` (model.py) evaluates it at an instant."""
@@ -186,6 +214,13 @@ class RaceModel:
     fixed_step_s: int
     tick_s: int
     key: str
+    # Set by SimState from the plunge knob, never by build_day: the day as laid out has none.
+    injected_plunges: tuple[InjectedPlunge, ...] = ()
+
+    @property
+    def local(self) -> bool:
+        """An NZ or Australian gallops or harness race (the dashboard's default filter)."""
+        return (self.country, self.category) in _LOCAL
 
     @property
     def final_start(self) -> int:
@@ -221,6 +256,25 @@ class RaceModel:
             return "Interim"
         return "Final"
 
+    def bucket_windows(self, bucket: int) -> tuple[tuple[float, float], ...]:
+        """When a poll of this race lands in pre-start `bucket`: (opens, closes] in epoch seconds.
+
+        The bucket is taken from the advertised start as published at each instant, as the
+        money flow takes it from each payload, so a start-time change can split it in two.
+        """
+        low, high = bucket_minutes(bucket)
+
+        def window(start: int) -> tuple[float, float]:
+            return start - high * 60.0, start - low * 60.0
+
+        if self.start_change is None:
+            return (window(self.scheduled_start),)
+        change_at = float(self.start_change.at)
+        before_opens, before_closes = window(self.scheduled_start)
+        after_opens, after_closes = window(self.start_change.new_start)
+        parts = ((before_opens, min(before_closes, change_at)), (max(after_opens, change_at), after_closes))
+        return tuple((opens, closes) for opens, closes in parts if opens < closes)
+
     def quantise(self, t: float) -> int:
         """The model instant for a clock reading: data refreshes every `tick_s` seconds."""
         return math.floor(t / self.tick_s) * self.tick_s
@@ -252,7 +306,25 @@ class RaceModel:
                 if r.scratched_at is not None
             ],
             "extra_tracker_ids": [extra.entrant_id for extra in self.extras],
+            "injected_plunges": [
+                {
+                    "entrant_id": self.runners[plunge.index].entrant_id,
+                    "runner_number": self.runners[plunge.index].runner_number,
+                    "share": plunge.share,
+                    "bucket": plunge.bucket,
+                    "windows": windows_json(plunge.windows),
+                }
+                for plunge in self.injected_plunges
+            ],
         }
+
+
+def windows_json(windows: tuple[tuple[float, float], ...]) -> list[dict[str, int | None]]:
+    """Plunge windows as JSON: epoch seconds, `opens_after` null when the bucket has no start (60)."""
+    return [
+        {"opens_after": None if math.isinf(opens) else int(opens), "closes_at": int(closes)}
+        for opens, closes in windows
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,21 @@
-"""The simulator's mutable state: clock, scenario, fault knobs and the request log."""
+"""The simulator's mutable state: clock, scenario, fault knobs, plunges and the request log."""
 
 from __future__ import annotations
 
 import random
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.config import ConfigError
 from services.tabsim.archive_day import ArchivedDay
 from services.tabsim.clock import NS_PER_S, SimClock
 from services.tabsim.config import TabSimConfig
 from services.tabsim.event import EventRenderer
 from services.tabsim.faults import Faults
+from services.tabsim.plunges import Plunge, PlungeRequest, merged, resolve, with_plunges
 from services.tabsim.scenario import Day, ScenarioConfig, build_day
 
 # Request headers the log keeps (so tests can prove identification is sent verbatim).
@@ -165,6 +167,9 @@ class SimState:
         self.seed = config.seed
         self.scenario = config.scenario
         self.day: Day | None = None
+        # The day as build_day laid it out; `day` is this with the plunges bound into its races.
+        self._laid_out: Day | None = None
+        self.plunges: tuple[Plunge, ...] = ()
         self.archive: ArchivedDay | None = None
         if config.archive_url is not None and config.archive_date is not None:
             self.archive = ArchivedDay.load(config.archive_url, config.archive_date)
@@ -173,6 +178,13 @@ class SimState:
                 self.clock.set_now_ns(self.archive.first_poll_ns)
         elif not config.replay:
             self.rebuild()
+        if config.plunges:
+            try:
+                self.add_plunges(config.plunges)
+            except ValueError as exc:
+                # Bound only now that the day is laid out: still a bad start-up setting.
+                raise ConfigError("--plunge/TABSIM_PLUNGES", str(exc)) from None
+        self.initial_plunges = self.plunges
 
     @property
     def replay(self) -> bool:
@@ -188,12 +200,53 @@ class SimState:
         if scenario is not None:
             self.scenario = scenario
         anchor = (anchor_ns if anchor_ns is not None else self.clock.now_ns()) // NS_PER_S
-        self.day = build_day(self.seed, self.scenario, anchor)
+        self._laid_out = build_day(self.seed, self.scenario, anchor)
         self.renderer = EventRenderer()
-        self.snapshots.clear()
+        # Plunges survive a re-laid day only where their race and runner still exist (the same
+        # seed and anchor give the same ids).
+        self._set_plunges(self._still_bound(self.plunges))
+        assert self.day is not None
         return self.day
 
+    def add_plunges(self, documents: Iterable[object]) -> tuple[Plunge, ...]:
+        """Check, bind and add plunges (admin API JSON objects); all or none. Returns the added."""
+        if self._laid_out is None:
+            raise ValueError("plunges need a synthetic day: not in replay or archive mode")
+        now_s = self.clock.now_ns() / NS_PER_S
+        added: list[Plunge] = []
+        items = list(documents)
+        for position, document in enumerate(items):
+            try:
+                added.append(resolve(PlungeRequest.from_json(document), self._laid_out, now_s))
+            except ValueError as exc:
+                raise ValueError(f"plunge {position + 1}: {exc}" if len(items) > 1 else str(exc)) from None
+        self._set_plunges(merged(self.plunges, added))
+        return tuple(added)
+
+    def clear_plunges(self) -> None:
+        """Remove every plunge: the day runs as laid out."""
+        self._set_plunges(())
+
+    def _still_bound(self, plunges: Iterable[Plunge]) -> tuple[Plunge, ...]:
+        day = self._laid_out
+        if day is None:
+            return ()
+        return tuple(
+            plunge
+            for plunge in plunges
+            if plunge.race_id in day.races
+            and any(r.entrant_id == plunge.entrant_id for r in day.races[plunge.race_id].runners)
+        )
+
+    def _set_plunges(self, plunges: tuple[Plunge, ...]) -> None:
+        self.plunges = plunges
+        self.day = with_plunges(self._laid_out, plunges) if self._laid_out is not None else None
+        # Snapshots rendered before the change would serve the old money until their next refresh.
+        self.snapshots.clear()
+
     def reset(self) -> None:
-        """Faults back to their start-up settings and an empty request log."""
+        """Faults and plunges back to their start-up settings and an empty request log."""
         self.faults = Faults.from_json(self.initial_faults.to_json())
+        if self.plunges != self.initial_plunges:
+            self._set_plunges(self._still_bound(self.initial_plunges))
         self.log.clear()
