@@ -91,7 +91,7 @@ lint: install
 
 bench: install
 	$(BIN)/raceday bench transform
-	$(BIN)/raceday bench write
+	$(BIN)/raceday bench write --moves
 	$(BIN)/raceday bench pipeline
 	$(BIN)/raceday bench api
 

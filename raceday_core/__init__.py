@@ -6,8 +6,10 @@ classes. `services.transformer.reference` is the same math in plain Python.
 """
 
 from raceday_core._raceday_core import (
+    ALERT_THRESHOLD,
     CATEGORIES,
     INTERVAL_TYPES,
+    MOVE_KINDS,
     ODDS_TYPES,
     RACE_STATUSES,
     RESULT_STATUSES,
@@ -17,7 +19,9 @@ from raceday_core._raceday_core import (
     hundredths,
     inflate_payload,
     interval_type,
+    moves,
     pool_amounts,
+    previous_column,
     round_half_up,
     time_to_start,
     transform,
@@ -28,8 +32,10 @@ from raceday_core._raceday_core import (
 from raceday_core.errors import PayloadDecodeError, PayloadError, PayloadSchemaError
 
 __all__ = [
+    "ALERT_THRESHOLD",
     "CATEGORIES",
     "INTERVAL_TYPES",
+    "MOVE_KINDS",
     "ODDS_TYPES",
     "RACE_STATUSES",
     "RESULT_STATUSES",
@@ -42,7 +48,9 @@ __all__ = [
     "hundredths",
     "inflate_payload",
     "interval_type",
+    "moves",
     "pool_amounts",
+    "previous_column",
     "round_half_up",
     "time_to_start",
     "transform",

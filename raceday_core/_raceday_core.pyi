@@ -17,12 +17,19 @@ The extension has no NZ calendar: when the payload has no valid `data.race.race_
 See rust_ext/README.md for the JSON reader's rules.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from raceday_core.errors import PayloadDecodeError as PayloadDecodeError
 from raceday_core.errors import PayloadError as PayloadError
 from raceday_core.errors import PayloadSchemaError as PayloadSchemaError
-from services.transformer.records import EventSummary, PriorState, RaceUpdateRecord
+from services.transformer.records import (
+    EventSummary,
+    MoveCell,
+    MoveRecord,
+    MoveRunner,
+    PriorState,
+    RaceUpdateRecord,
+)
 
 RACE_STATUSES: tuple[str, ...]
 """Internal race statuses, in lifecycle order."""
@@ -34,6 +41,10 @@ ODDS_TYPES: tuple[str, ...]
 """The four odds types, in the order of an entrant's current-odds columns."""
 RESULT_STATUSES: tuple[str, ...]
 """Result statuses of race_results (money-flow.md §10)."""
+MOVE_KINDS: tuple[str, ...]
+"""Kinds of move, in the order a runner's moves are listed: win_money, place_money, win_price."""
+ALERT_THRESHOLD: float
+"""A move of at least this value is worth an alert (the indicator threshold of rest-api.md §4.1)."""
 
 class WriteDocument:
     """One update checked and rendered for the writer's `raceday_write_poll` (one JSON text per section)."""
@@ -54,6 +65,8 @@ class WriteDocument:
     """None for a baseline."""
     pools: str | None
     results: str | None
+    alerts: str | None
+    """The moves at or above ALERT_THRESHOLD, for race_alerts; None for a baseline."""
     money_flow_rows: int
     odds_rows: int
     series_instants_us: list[int]
@@ -82,6 +95,23 @@ def transform_encoded(request: bytes, nz_date: Callable[[int], str]) -> bytes:
     ValueError for a bad request (not a TransformRequest, polled_at missing or out of range, an
     unsupported encoding, an invalid prior state).
     """
+
+def moves(
+    time_interval: int,
+    runners: Sequence[MoveRunner],
+    previous: Mapping[str, MoveCell],
+    current: Mapping[str, MoveCell],
+) -> list[MoveRecord]:
+    """Every defined move of timeline column `time_interval` against the column before it (rest-api.md §4.1).
+
+    `previous` and `current` hold each runner's latest row in the two columns by entrant id (a
+    runner without one has no row there); scratched runners count in neither. Runner order,
+    then win_money, place_money, win_price; none for column 60. Computed with the GIL released,
+    with the doubles the dashboard's indicators.js computes. ValueError for a malformed argument.
+    """
+
+def previous_column(time_interval: int) -> int | None:
+    """The timeline column before `time_interval` (60, 55, ..., 5, 4, ..., 0, -1, ...), None for 60."""
 
 def event_summary(payload: bytes, encoding: str = "") -> EventSummary:
     """A digest of an event payload for logging and in-band error detection (nztab-api.md §9.3, §9.7)."""

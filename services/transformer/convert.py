@@ -110,6 +110,10 @@ def _bucket_from_proto(message: race_pb2.BucketLatest) -> BucketLatestRecord:
         "row_id": message.row_id if message.HasField("row_id") else None,
         "win_pool_amount": message.win_pool_amount,
         "place_pool_amount": message.place_pool_amount,
+        "incremental_win_amount": message.incremental_win_amount,
+        "incremental_place_amount": message.incremental_place_amount,
+        "fixed_win_odds": message.fixed_win_odds if message.HasField("fixed_win_odds") else None,
+        "pool_win_odds": message.pool_win_odds if message.HasField("pool_win_odds") else None,
     }
 
 

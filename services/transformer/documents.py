@@ -26,7 +26,7 @@ from services.transformer.records import (
 T = TypeVar("T")
 
 # Keys of the update document, in output order.
-UPDATE_KEYS = ("race", "meeting", "entrants", "money_flow", "odds", "pools", "results", "quality")
+UPDATE_KEYS = ("race", "meeting", "entrants", "money_flow", "odds", "pools", "results", "quality", "moves")
 
 # Record fields that hold instants (epoch ms in records, ISO strings in documents). Only the
 # records' own fields are converted, never keys inside upstream documents.
@@ -89,6 +89,7 @@ def update_document(update: RaceUpdateRecord) -> dict[str, Any]:
         "pools": None if pools is None else _instants_to_iso(pools),
         "results": None if results is None else _instants_to_iso(results),
         "quality": [dict(finding) for finding in update["quality"]],
+        "moves": [dict(move) for move in update["moves"]],
     }
 
 
@@ -151,6 +152,15 @@ def _bucket(value: object, where: str) -> BucketLatestRecord:
         "row_id": _optional(item.get("row_id"), _integer, f"{where}.row_id"),
         "win_pool_amount": _integer(item.get("win_pool_amount"), f"{where}.win_pool_amount"),
         "place_pool_amount": _integer(item.get("place_pool_amount"), f"{where}.place_pool_amount"),
+        # Absent from state files written before moves existed: a column without money or prices.
+        "incremental_win_amount": _integer(
+            item.get("incremental_win_amount", 0), f"{where}.incremental_win_amount"
+        ),
+        "incremental_place_amount": _integer(
+            item.get("incremental_place_amount", 0), f"{where}.incremental_place_amount"
+        ),
+        "fixed_win_odds": _optional(item.get("fixed_win_odds"), _number, f"{where}.fixed_win_odds"),
+        "pool_win_odds": _optional(item.get("pool_win_odds"), _number, f"{where}.pool_win_odds"),
     }
 
 

@@ -21,6 +21,12 @@ class BucketLatestRecord(TypedDict):
     row_id: int | None
     win_pool_amount: int
     place_pool_amount: int
+    # The poll's stored increments and win prices: the cell of the column the next bucket's
+    # moves compare with (MoveCell).
+    incremental_win_amount: int
+    incremental_place_amount: int
+    fixed_win_odds: float | None
+    pool_win_odds: float | None
 
 
 class LastOddsRecord(TypedDict):
@@ -212,6 +218,36 @@ class QualityRecord(TypedDict):
     value: float | None
 
 
+class MoveRecord(TypedDict):
+    """A move of one runner into the column of the poll's bucket (rest-api.md §4.1).
+
+    `kind` is one of raceday_core.MOVE_KINDS: win_money and place_money in percentage points
+    of the column's positive increments, win_price in percent of the earlier price.
+    """
+
+    entrant_id: str
+    kind: str
+    time_interval: int
+    previous_interval: int
+    value: float
+
+
+class MoveRunner(TypedDict):
+    """A runner as `moves` takes it: scratched runners count in neither column."""
+
+    entrant_id: str
+    scratched: bool
+
+
+class MoveCell(TypedDict):
+    """What the dashboard reads from a runner's latest row in one timeline column."""
+
+    incremental_win_amount: int
+    incremental_place_amount: int
+    fixed_win_odds: float | None
+    pool_win_odds: float | None
+
+
 class RaceUpdateRecord(TypedDict):
     """Everything one poll produces; `state` is the prior state for the next poll."""
 
@@ -226,6 +262,7 @@ class RaceUpdateRecord(TypedDict):
     pools: PoolsRecord | None
     results: ResultsRecord | None
     quality: list[QualityRecord]
+    moves: list[MoveRecord]
     state: PriorState
 
 

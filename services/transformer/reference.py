@@ -17,10 +17,19 @@ from services.transformer.records import (
     BucketLatestRecord,
     EventSummary,
     MoneyFlowRecord,
+    MoveCell,
+    MoveRecord,
+    MoveRunner,
     PriorState,
     RaceUpdateRecord,
 )
-from services.transformer.refhistory import bucket_histories, odds_changes, previous_bucket, record_poll
+from services.transformer.refhistory import (
+    bucket_histories,
+    effective,
+    odds_changes,
+    previous_bucket,
+    record_poll,
+)
 from services.transformer.refjson import (
     I32_MAX,
     MISSING,
@@ -42,6 +51,8 @@ from services.transformer.refmath import (
     round_half_up,
     time_to_start,
 )
+from services.transformer.refmoves import moves as column_moves
+from services.transformer.refmoves import previous_column
 from services.transformer.refquality import quality_checks
 from services.transformer.refsections import (
     generated_time,
@@ -75,7 +86,21 @@ def version() -> str:
     return "reference"
 
 
+def _cell(poll: BucketLatestRecord) -> MoveCell:
+    return {
+        "incremental_win_amount": poll["incremental_win_amount"],
+        "incremental_place_amount": poll["incremental_place_amount"],
+        "fixed_win_odds": poll["fixed_win_odds"],
+        "pool_win_odds": poll["pool_win_odds"],
+    }
+
+
 def _validate_state(prior: PriorState) -> None:
+    # A stored price of 0 is a price (moves define nothing against it), so 0 is accepted here.
+    for i, b in enumerate(prior["buckets"]):
+        for name, price in (("fixed_win_odds", b["fixed_win_odds"]), ("pool_win_odds", b["pool_win_odds"])):
+            if price is not None and not (math.isfinite(price) and 0 <= price < 1e7):
+                raise ValueError(f"prior_state.buckets[{i}].{name}: {price} is not a valid price")
     for i, o in enumerate(prior["odds"]):
         x = o["odds"]
         if x is not None and not (math.isfinite(x) and 0 < x < 1e7):
@@ -116,6 +141,7 @@ def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> Rac
     )
 
     money_flow: list[MoneyFlowRecord] = []
+    moves: list[MoveRecord] = []
     histories = bucket_histories(prior["buckets"])
     tracker_rows = tracker.rows if tracker is not None else 0
     if is_open:
@@ -133,6 +159,9 @@ def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> Rac
         if (wc > 0 or pc > 0) and tracker.rows > 0:
             tts = time_to_start(race["start_time"] // 1000, polled_at)
             b = bucket(tts)
+            column_before = previous_column(b)
+            previous_cells: dict[str, MoveCell] = {}
+            current_cells: dict[str, MoveCell] = {}
             for runner in runners:
                 if runner.scratched:
                     continue
@@ -147,6 +176,11 @@ def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> Rac
                     ) from None
                 history = histories.setdefault(entrant_id, {})
                 previous = previous_bucket(history, b)
+                # The dashboard's previous column shows the bucket's latest poll only while that
+                # bucket is effective; this poll (in a lower bucket) does not change that.
+                shown = [p for p in effective(history) if p["time_interval"] == column_before]
+                if shown:
+                    previous_cells[entrant_id] = _cell(shown[0])
                 if previous is not None:
                     inc_win = win - previous["win_pool_amount"]
                     inc_place = place - previous["place_pool_amount"]
@@ -160,7 +194,12 @@ def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> Rac
                     "row_id": None,
                     "win_pool_amount": win,
                     "place_pool_amount": place,
+                    "incremental_win_amount": inc_win,
+                    "incremental_place_amount": inc_place,
+                    "fixed_win_odds": odds_value(runner.odds[0]),
+                    "pool_win_odds": odds_value(runner.odds[2]),
                 }
+                current_cells[entrant_id] = _cell(poll)
                 if not record_poll(history, poll):
                     out.add(
                         "increment_invariant",
@@ -212,6 +251,10 @@ def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> Rac
                 record["win_pool_amount"] = win
                 record["place_pool_amount"] = place
                 record["money_flow_at"] = polled_at
+            runner_list: list[MoveRunner] = [
+                {"entrant_id": r.entrant_id, "scratched": r.scratched} for r in runners
+            ]
+            moves = column_moves(b, runner_list, previous_cells, current_cells)
 
     odds_rows, odds_state = odds_changes(runners, race_id, polled_at, prior)
     results = read_results(
@@ -254,6 +297,7 @@ def transform(payload: bytes, polled_at_ms: int, prior_state: PriorState) -> Rac
         "pools": pools,
         "results": results,
         "quality": out.sorted(),
+        "moves": moves,
         "state": state,
     }
 

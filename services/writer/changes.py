@@ -47,6 +47,8 @@ def change_from_notification(payload: str) -> writer_pb2.RaceChange:
         money_flow_rows=int(data["money_flow_rows"]),
         odds_rows=int(data["odds_rows"]),
         baseline=bool(data["baseline"]),
+        # Announcements made by the function of 0002 (before migration 0004) have no count.
+        alerts=int(data.get("alerts", 0)),
     )
     datetime_to_ts(datetime.fromisoformat(data["polled_at"]), change.polled_at)
     datetime_to_ts(datetime.fromisoformat(data["committed_at"]), change.committed_at)

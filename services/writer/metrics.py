@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from raceday_core import MOVE_KINDS
 from services.common import metrics as common_metrics
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -24,6 +25,14 @@ DATA_AGE_AT_COMMIT = Histogram(
     buckets=(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120),
 )
 WRITES = Counter("raceday_writes_total", "Race writes by outcome.", ("outcome",))
+ALERTS_CREATED = Counter(
+    "raceday_alerts_created_total",
+    "race_alerts rows created by race writes (moves at or above the indicator threshold), per kind.",
+    ("kind",),
+)
+# Every kind is exported from the start (at 0), so a rate over it exists before the first alert.
+for _kind in MOVE_KINDS:
+    ALERTS_CREATED.labels(_kind)
 STATE_SECONDS = Histogram(
     "raceday_state_read_seconds", "Duration of one prior-state lookup.", buckets=_LATENCY_BUCKETS
 )

@@ -1,7 +1,8 @@
 """GetRaceState: the committed prior state of one race for the transformer (storage §5).
 
 Three statements in one pipelined round trip on a read connection: the race with its
-pools and results flags; the latest poll per (entrant, bucket); the last stored odds per
+pools and results flags; the latest poll per (entrant, bucket), with the increments and win
+prices of its row (the cells moves compare with); the last stored odds per
 (entrant, type). The history lookups run per entrant through the (entrant_id, ...) indexes
 and are bounded to [start_time - 1 day, start_time + 1 day) so partitions are pruned.
 """
@@ -30,12 +31,14 @@ WHERE r.race_id = %(race_id)s
 """
 
 STATE_BUCKETS_SQL: Final = """
-SELECT h.entrant_id, h.time_interval, h.event_timestamp, h.id, h.win_pool_amount, h.place_pool_amount
+SELECT h.entrant_id, h.time_interval, h.event_timestamp, h.id, h.win_pool_amount, h.place_pool_amount,
+       h.incremental_win_amount, h.incremental_place_amount, h.fixed_win_odds, h.pool_win_odds
 FROM races r
 JOIN entrants e ON e.race_id = r.race_id
 CROSS JOIN LATERAL (
     SELECT DISTINCT ON (m.time_interval)
-           m.entrant_id, m.time_interval, m.event_timestamp, m.id, m.win_pool_amount, m.place_pool_amount
+           m.entrant_id, m.time_interval, m.event_timestamp, m.id, m.win_pool_amount, m.place_pool_amount,
+           m.incremental_win_amount, m.incremental_place_amount, m.fixed_win_odds, m.pool_win_odds
     FROM money_flow_history m
     WHERE m.entrant_id = e.entrant_id
       AND m.event_timestamp >= r.start_time - interval '1 day'
@@ -81,14 +84,21 @@ async def get_race_state(db: Database, race_id: str) -> tuple[bool, race_pb2.Rac
     if race is None:
         return False, state
     _fill_race(state, race)
-    for entrant_id, interval, polled_at, row_id, win, place in buckets:
+    for entrant_id, interval, polled_at, row_id, win, place, inc_win, inc_place, fixed, pool in buckets:
+        # The row's increments and win prices: the column the next bucket's moves compare with.
         bucket = state.buckets.add(
             entrant_id=entrant_id,
             time_interval=interval,
             row_id=row_id,
             win_pool_amount=win,
             place_pool_amount=place,
+            incremental_win_amount=inc_win,
+            incremental_place_amount=inc_place,
         )
+        if fixed is not None:
+            bucket.fixed_win_odds = float(fixed)
+        if pool is not None:
+            bucket.pool_win_odds = float(pool)
         datetime_to_ts(polled_at, bucket.polled_at)
     for entrant_id, odds_type, value in odds:
         last = state.odds.add(entrant_id=entrant_id, type=odds_type)

@@ -15,6 +15,7 @@ from services.common.proto.raceday.v1 import race_pb2
 from services.common.protofields import opt
 from services.common.series_kinds import ODDS_TYPES
 from services.common.timestamps import timestamp_from_ms
+from services.transformer.records import MoveCell, MoveRunner
 
 
 @dataclass(slots=True)
@@ -48,6 +49,15 @@ def _odds(runner_number: int, poll_index: int, kind: int) -> float:
     return round(base + (poll_index % 7) * 0.05, 2)
 
 
+def _cell(row: race_pb2.MoneyFlowRow) -> MoveCell:
+    return {
+        "incremental_win_amount": row.incremental_win_amount,
+        "incremental_place_amount": row.incremental_place_amount,
+        "fixed_win_odds": opt(row, "fixed_win_odds"),
+        "pool_win_odds": opt(row, "pool_win_odds"),
+    }
+
+
 def synthetic_update(
     race: SyntheticRace,
     polled_at_ms: int,
@@ -57,12 +67,15 @@ def synthetic_update(
     previous: race_pb2.RaceUpdate | None = None,
     odds_rows: str = "all",
     with_results: bool = False,
+    with_moves: bool = False,
 ) -> race_pb2.RaceUpdate:
     """One poll of `race`.
 
     `previous` (the prior poll's update) gives increments against its amounts; without it
     every row is a baseline. `odds_rows` is "all" (four per runner), "changed" (only values
-    that differ from `previous`) or "none".
+    that differ from `previous`) or "none". `with_moves` adds the moves the Rust core finds
+    against `previous`'s rows when they are in the column before this poll's (a synthetic race
+    has no older rows to look at).
     """
     start = from_epoch_ms(race.start_ms)
     tts = core.time_to_start(race.start_ms // 1000, polled_at_ms)
@@ -181,6 +194,17 @@ def synthetic_update(
                 continue
             change = update.odds.add(race_id=race.race_id, entrant_id=entrant_id, type=kind, odds=odds[kind])
             change.event_timestamp.CopyFrom(update.polled_at)
+    if with_moves and previous is not None and update.money_flow:
+        column = core.previous_column(bucket)
+        previous_cells = {
+            row.entrant_id: _cell(row) for row in previous.money_flow if row.time_interval == column
+        }
+        current_cells = {row.entrant_id: _cell(row) for row in update.money_flow}
+        runners: list[MoveRunner] = [
+            {"entrant_id": e.entrant_id, "scratched": e.is_scratched} for e in update.entrants
+        ]
+        for move in core.moves(bucket, runners, previous_cells, current_cells):
+            update.moves.add(**move)
     p = update.pools
     p.race_id = race.race_id
     p.win_pool_total = win_total

@@ -3,7 +3,9 @@
 The request arrives as bytes and never becomes a Python message: the Rust core checks the
 update and renders each section as a JSON document (`raceday_core.write_document`), and
 PostgreSQL runs the steps of §6.1, in order, inside `raceday_write_poll`
-(migrations/0002_write_poll.sql). The call is the transaction (the connection is in
+(migrations/0002_write_poll.sql, with the poll's alerts since 0004_race_alerts.sql: the moves
+at or above the indicator threshold go to race_alerts in the same transaction, once per race,
+runner, kind and bucket). The call is the transaction (the connection is in
 autocommit mode), so a poll costs one round trip and one statement whose plans the server has
 cached. The
 update's identity (race_id, polled_at) is recorded in race_polls in the same transaction:
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -39,9 +42,9 @@ EnsureDays = Callable[[Iterable[date]], Awaitable[object]]
 
 WRITE_POLL: Final = """
 SELECT races_written, entrants_written, money_flow_rows, odds_rows, pools_written, results_written,
-       change_id, committed_at
+       change_id, committed_at, alert_kinds
 FROM raceday_write_poll(%s, %s::timestamptz, %s::timestamptz, %s, %s, %s::json, %s::json, %s::json,
-                        %s::json, %s::json, %s::json, %s::json)
+                        %s::json, %s::json, %s::json, %s::json, %s::json)
 """
 # Raised by raceday_write_poll when (race_id, polled_at) is already in race_polls.
 ALREADY_WRITTEN_SQLSTATE: Final = "RDDUP"
@@ -62,6 +65,13 @@ class WriteResult:
     # The announced change (services/writer/changes.py) and the commit time.
     change_id: int | None = None
     committed_at: datetime | None = None
+    # The kind of each race_alerts row this write created (none for a move already alerted).
+    alert_kinds: list[str] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> int:
+        """Alerts this write created."""
+        return len(self.alert_kinds)
 
 
 def render(request: bytes) -> raceday_core.WriteDocument:
@@ -169,6 +179,8 @@ def _count_rows(result: WriteResult) -> None:
         rows.labels("race_pools").inc()
     if result.results_written:
         rows.labels("race_results").inc()
+    for kind, created in Counter(result.alert_kinds).items():
+        metrics.ALERTS_CREATED.labels(kind).inc(created)
 
 
 def _params(document: raceday_core.WriteDocument, settings: WriterSettings) -> tuple[Any, ...]:
@@ -185,6 +197,7 @@ def _params(document: raceday_core.WriteDocument, settings: WriterSettings) -> t
         document.odds,
         document.pools,
         document.results,
+        document.alerts,
     )
 
 
@@ -200,7 +213,7 @@ async def _write_once(db: Database, document: raceday_core.WriteDocument) -> Wri
         row = await cursor.fetchone()
     if row is None:
         raise RuntimeError("raceday_write_poll returned no row")
-    races, entrants, money_flow, odds, pools, results, change_id, committed_at = row
+    races, entrants, money_flow, odds, pools, results, change_id, committed_at, alert_kinds = row
     return WriteResult(
         written=True,
         races_written=races,
@@ -211,4 +224,5 @@ async def _write_once(db: Database, document: raceday_core.WriteDocument) -> Wri
         results_written=results,
         change_id=change_id,
         committed_at=committed_at,
+        alert_kinds=list(alert_kinds),
     )

@@ -158,6 +158,13 @@ async def test_a_plunge_takes_its_share_of_the_bucket_and_shortens_the_price(pin
     place_positive = sum(amount for amount in place.values() if amount > 0)
     assert place[entrant_id] / place_positive == pytest.approx(SHARE, abs=tolerance)
 
+    # The plunge is a move worth an alert (issue 14): the runner's share of the column's Win and
+    # Place money rises by at least the indicator threshold against the column before.
+    risen = {(m["entrant_id"], m["kind"]): m["value"] for m in second["moves"]}
+    assert risen[(entrant_id, "win_money")] >= raceday_core.ALERT_THRESHOLD
+    assert risen[(entrant_id, "place_money")] >= raceday_core.ALERT_THRESHOLD
+    assert {(m["time_interval"], m["previous_interval"]) for m in second["moves"]} == {(5, 10)}
+
     # The bookmaker follows the money (a minute behind): the fixed win price shortens.
     fixed = {row["entrant_id"]: row["fixed_win_odds"] for row in second["money_flow"]}
     assert fixed[entrant_id] is not None

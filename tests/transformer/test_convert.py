@@ -41,6 +41,10 @@ def full_state() -> PriorState:
                 "row_id": 41,
                 "win_pool_amount": 10_000,
                 "place_pool_amount": 5_000,
+                "incremental_win_amount": 10_000,
+                "incremental_place_amount": 5_000,
+                "fixed_win_odds": 2.6,
+                "pool_win_odds": None,
             },
             {
                 "entrant_id": "e1",
@@ -49,6 +53,10 @@ def full_state() -> PriorState:
                 "row_id": None,
                 "win_pool_amount": 0,
                 "place_pool_amount": -1,
+                "incremental_win_amount": -250,
+                "incremental_place_amount": 0,
+                "fixed_win_odds": None,
+                "pool_win_odds": 0.0,
             },
         ],
         "odds": [
@@ -102,6 +110,7 @@ def test_state_round_trips_through_the_message() -> None:
     message = state_to_proto(state)
     assert message.buckets[0].row_id == 41
     assert not message.buckets[1].HasField("row_id")
+    assert not message.buckets[0].HasField("pool_win_odds") and message.buckets[1].HasField("pool_win_odds")
     assert not message.odds[1].HasField("odds")
     assert message.pools.last_updated.ToMilliseconds() == 1_752_713_000_000
     assert state_from_proto(message) == state

@@ -52,6 +52,8 @@ class Row:
     hold_percentage: float
     win_pool_total: int
     place_pool_total: int
+    fixed_win_odds: float | None
+    pool_win_odds: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ def _row_from_proto(row: race_pb2.MoneyFlowRow) -> Row:
         hold_percentage=row.hold_percentage,
         win_pool_total=row.win_pool_total,
         place_pool_total=row.place_pool_total,
+        fixed_win_odds=row.fixed_win_odds if row.HasField("fixed_win_odds") else None,
+        pool_win_odds=row.pool_win_odds if row.HasField("pool_win_odds") else None,
     )
 
 
@@ -95,6 +99,8 @@ def _row_from_document(row: dict[str, Any]) -> Row:
         hold_percentage=row["hold_percentage"],
         win_pool_total=row["win_pool_total"],
         place_pool_total=row["place_pool_total"],
+        fixed_win_odds=row["fixed_win_odds"],
+        pool_win_odds=row["pool_win_odds"],
     )
 
 
@@ -155,6 +161,9 @@ class Run:
     def odds(self) -> list[list[race_pb2.OddsChange]]:
         return [list(update.odds) for update in self.updates]
 
+    def moves(self) -> list[list[race_pb2.Move]]:
+        return [list(update.moves) for update in self.updates]
+
 
 StateHandover = Callable[[race_pb2.RaceUpdate, list[StoredRow]], race_pb2.RaceState]
 
@@ -184,6 +193,10 @@ def _from_storage(update: race_pb2.RaceUpdate, history: list[StoredRow]) -> race
                 row_id=stored.row_id,
                 win_pool_amount=stored.row.win,
                 place_pool_amount=stored.row.place,
+                incremental_win_amount=stored.row.incremental_win,
+                incremental_place_amount=stored.row.incremental_place,
+                fixed_win_odds=stored.row.fixed_win_odds,
+                pool_win_odds=stored.row.pool_win_odds,
             )
     # The last stored odds are the previous update's state odds (the writer keeps every change).
     state.odds.extend(update.state.odds)
@@ -262,6 +275,7 @@ async def test_state_through_json_gives_the_same_rows(
     replay = await _run(transformer, POLLS, _through_json_file)
     assert replay.money_flow() == uninterrupted.money_flow()
     assert replay.odds() == uninterrupted.odds()
+    assert replay.moves() == uninterrupted.moves()
 
 
 async def test_state_from_stored_rows_gives_the_same_rows(
@@ -270,6 +284,7 @@ async def test_state_from_stored_rows_gives_the_same_rows(
     replay = await _run(transformer, POLLS, _from_storage)
     assert replay.money_flow() == uninterrupted.money_flow()
     assert replay.odds() == uninterrupted.odds()
+    assert replay.moves() == uninterrupted.moves()
 
 
 async def test_cli_replay_with_state_files_gives_the_same_rows(

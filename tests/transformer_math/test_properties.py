@@ -52,6 +52,7 @@ def summary_outcome(impl: MoneyFlow, payload: bytes) -> tuple[str, Any]:
 def prior_states(draw: st.DrawFn) -> PriorState:
     """A prior state as storage could supply it for race-1."""
     state = empty_state("race-1")
+    prices = st.one_of(st.none(), st.just(0.0), st.integers(101, 5000).map(lambda h: h / 100))
     for entrant in ("e0", "e1", "e2", "ghost-1"):
         for bucket in draw(st.lists(st.sampled_from([60, 55, 30, 10, 5, 2, 0, -1]), max_size=3, unique=True)):
             state["buckets"].append(
@@ -63,6 +64,11 @@ def prior_states(draw: st.DrawFn) -> PriorState:
                     "row_id": draw(st.one_of(st.none(), st.integers(1, 10**6))),
                     "win_pool_amount": draw(st.integers(0, 10**7)),
                     "place_pool_amount": draw(st.integers(0, 10**7)),
+                    # Negative increments and prices of 0 are stored too; both matter to moves.
+                    "incremental_win_amount": draw(st.integers(-(10**6), 10**7)),
+                    "incremental_place_amount": draw(st.integers(-(10**6), 10**7)),
+                    "fixed_win_odds": draw(prices),
+                    "pool_win_odds": draw(prices),
                 }
             )
         for odds_type in draw(st.lists(st.sampled_from(["fixed_win", "pool_win", "pool_place"]), max_size=2)):
@@ -150,6 +156,10 @@ def _state_from_storage(update: RaceUpdateRecord, history: list[tuple[int, Money
                     "row_id": row_id,
                     "win_pool_amount": row["win_pool_amount"],
                     "place_pool_amount": row["place_pool_amount"],
+                    "incremental_win_amount": row["incremental_win_amount"],
+                    "incremental_place_amount": row["incremental_place_amount"],
+                    "fixed_win_odds": row["fixed_win_odds"],
+                    "pool_win_odds": row["pool_win_odds"],
                 },
             )
     state = dict(update["state"])
@@ -170,6 +180,7 @@ def test_poll_sequences_keep_the_increment_invariant(polls: list[tuple[int, byte
         replayed = EXTENSION.transform(body, polled_at, stored)
         assert replayed["money_flow"] == ext["money_flow"]
         assert replayed["odds"] == ext["odds"]
+        assert replayed["moves"] == ext["moves"]
         assert not [q for q in ext["quality"] if q["check"] == "increment_invariant"]
         history.extend((len(history) + 1 + i, row) for i, row in enumerate(ext["money_flow"]))
         _check_invariant(history)

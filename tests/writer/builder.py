@@ -57,6 +57,7 @@ def poll(
     previous: race_pb2.RaceUpdate | None = None,
     odds_rows: str = "all",
     with_results: bool = False,
+    with_moves: bool = False,
 ) -> race_pb2.RaceUpdate:
     """One poll of `race` observed at `at`."""
     return synthetic_update(
@@ -67,6 +68,7 @@ def poll(
         previous=previous,
         odds_rows=odds_rows,
         with_results=with_results,
+        with_moves=with_moves,
     )
 
 

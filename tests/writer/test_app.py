@@ -178,6 +178,34 @@ def test_migrate_and_partitions_commands(fresh_database_url: str) -> None:
     assert "8 partitions" in listed.stdout
 
 
+def test_bench_write_prices_move_detection(pg_server_url: str) -> None:
+    result = _run(
+        [
+            "bench",
+            "write",
+            "--updates",
+            "3",
+            "--warmup",
+            "1",
+            "--max-median-ms",
+            "0",
+            "--moves",
+            "--max-moves-cost-ms",
+            "0",
+        ],
+        pg_server_url,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    series = {line.split()[0]: line for line in lines if line.startswith(("with_moves ", "without "))}
+    assert set(series) == {"with_moves", "without"}, result.stdout
+    # The polls with moves create alerts; the same polls without them create none.
+    assert "alerts created per write 0.0" in series["without"]
+    assert "alerts created per write 0.0" not in series["with_moves"]
+    assert any(line.startswith("move detection costs") for line in lines), result.stdout
+    assert any(line.startswith("move computation: raceday_core.moves takes") for line in lines), result.stdout
+
+
 def _bench_databases(pg_server_url: str) -> set[str]:
     with psycopg.connect(pg_server_url) as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'raceday_bench_%'").fetchall()

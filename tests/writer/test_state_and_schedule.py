@@ -62,6 +62,22 @@ async def test_state_has_latest_poll_per_bucket_and_last_odds(
         assert b55.win_pool_amount == next(r.win_pool_amount for r in p3.money_flow if r.entrant_id == eid)
         assert b55.row_id == latest_ids[f"{eid}:55"]
         assert got[(eid, 60)].polled_at.ToMilliseconds() == to_epoch_ms(minutes_before(START, 62))
+        # The row's increments and win prices: the cell the next column's moves compare with.
+        row = next(r for r in p3.money_flow if r.entrant_id == eid)
+        assert (b55.incremental_win_amount, b55.incremental_place_amount) == (
+            row.incremental_win_amount,
+            row.incremental_place_amount,
+        )
+        assert (b55.fixed_win_odds, b55.pool_win_odds) == (row.fixed_win_odds, row.pool_win_odds)
+    # A price the row does not have stays absent (a stored null).
+    async with db.write_connection() as conn:
+        await conn.execute(
+            "UPDATE money_flow_history SET pool_win_odds = NULL WHERE id = %s",
+            (latest_ids[f"{race.entrant_id(1)}:55"],),
+        )
+    again = await stubs.writer.GetRaceState(writer_pb2.GetRaceStateRequest(race_id=race.race_id), timeout=10)
+    b55 = next(b for b in again.state.buckets if (b.entrant_id, b.time_interval) == (race.entrant_id(1), 55))
+    assert not b55.HasField("pool_win_odds") and b55.HasField("fixed_win_odds")
     odds = {(o.entrant_id, o.type): (o.odds if o.HasField("odds") else None) for o in state.odds}
     assert len(odds) == 12
     assert odds[(race.entrant_id(2), "pool_place")] is None

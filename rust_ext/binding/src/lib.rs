@@ -19,6 +19,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use raceday_core::hash::FastMap;
 use raceday_core::inflate::{inflate, InflateError};
 use raceday_core::json::Json;
+use raceday_core::moves::{self, Cell, MoveKind, RunnerColumns};
 use raceday_core::numeric;
 use raceday_core::transform::to_odds;
 use raceday_core::update::{EntrantRecord, ODDS_TYPES};
@@ -245,6 +246,10 @@ fn state_from_py<'py>(obj: &Bound<'py, PyAny>) -> PyResult<(PriorState, PriorDic
             row_id: field!(b, "row_id", format!("buckets[{i}].")),
             win_pool_amount: field!(b, "win_pool_amount", format!("buckets[{i}].")),
             place_pool_amount: field!(b, "place_pool_amount", format!("buckets[{i}].")),
+            incremental_win_amount: field!(b, "incremental_win_amount", format!("buckets[{i}].")),
+            incremental_place_amount: field!(b, "incremental_place_amount", format!("buckets[{i}].")),
+            fixed_win_odds: field!(b, "fixed_win_odds", format!("buckets[{i}].")),
+            pool_win_odds: field!(b, "pool_win_odds", format!("buckets[{i}].")),
         });
     }
     let odds_list: Vec<Bound<'_, PyAny>> = field!(d, "odds", "");
@@ -414,14 +419,25 @@ fn state_to_py<'py>(
     for b in &s.buckets {
         if let Some(&i) = prior_buckets.get(&(&*b.entrant_id, b.time_interval)) {
             let source = &dicts.buckets[i];
-            if prior.buckets[i] == *b && source.len() == 6 {
+            if prior.buckets[i] == *b && source.len() == 10 {
                 buckets.append(source)?;
                 continue;
             }
         }
         let d = record!(
             py,
-            ["entrant_id", "time_interval", "polled_at", "row_id", "win_pool_amount", "place_pool_amount"]
+            [
+                "entrant_id",
+                "time_interval",
+                "polled_at",
+                "row_id",
+                "win_pool_amount",
+                "place_pool_amount",
+                "incremental_win_amount",
+                "incremental_place_amount",
+                "fixed_win_odds",
+                "pool_win_odds"
+            ]
         );
         set!(d, "entrant_id", ids.get(&b.entrant_id));
         set!(d, "time_interval", b.time_interval);
@@ -429,6 +445,10 @@ fn state_to_py<'py>(
         set!(d, "row_id", b.row_id);
         set!(d, "win_pool_amount", b.win_pool_amount);
         set!(d, "place_pool_amount", b.place_pool_amount);
+        set!(d, "incremental_win_amount", b.incremental_win_amount);
+        set!(d, "incremental_place_amount", b.incremental_place_amount);
+        set!(d, "fixed_win_odds", b.fixed_win_odds);
+        set!(d, "pool_win_odds", b.pool_win_odds);
         buckets.append(d)?;
     }
     let mut prior_odds: FastMap<(&str, &str), usize> = FastMap::default();
@@ -778,6 +798,18 @@ fn update_to_py<'py>(
         }
     };
 
+    let moves = PyList::empty(py);
+    for m in &u.moves {
+        moves.append(move_to_py(
+            py,
+            ids.get(&m.entrant_id),
+            m.kind,
+            m.time_interval,
+            m.previous_interval,
+            m.value,
+        )?)?;
+    }
+
     let quality = PyList::empty(py);
     for f in &u.quality {
         let d = record!(py, ["check", "level", "message", "value"]);
@@ -802,6 +834,7 @@ fn update_to_py<'py>(
             "pools",
             "results",
             "quality",
+            "moves",
             "state"
         ]
     );
@@ -816,8 +849,92 @@ fn update_to_py<'py>(
     set!(d, "pools", u.pools.as_ref().map(|p| pools_to_py(py, p)).transpose()?);
     set!(d, "results", results);
     set!(d, "quality", quality);
+    set!(d, "moves", moves);
     set!(d, "state", state_to_py(py, &mut ids, &u.state, prior, dicts)?);
     Ok(d)
+}
+
+fn move_to_py<'py>(
+    py: Python<'py>,
+    entrant_id: Bound<'py, PyString>,
+    kind: MoveKind,
+    time_interval: i64,
+    previous_interval: i64,
+    value: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = record!(py, ["entrant_id", "kind", "time_interval", "previous_interval", "value"]);
+    set!(d, "entrant_id", entrant_id);
+    set!(d, "kind", kind.as_str());
+    set!(d, "time_interval", time_interval);
+    set!(d, "previous_interval", previous_interval);
+    set!(d, "value", value);
+    Ok(d)
+}
+
+/// Reads `key` (interned) from an argument dict of `moves`; `path` names it in an error.
+fn move_field<'py, T: FromPyObject<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+    path: &str,
+) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(value) => value.extract().map_err(|e| PyValueError::new_err(format!("{path}.{key}: {e}"))),
+        None => Err(PyValueError::new_err(format!("{path}.{key}: missing"))),
+    }
+}
+
+/// The runner's cell in one column (`None` when the column has no row of it).
+fn column_cell(column: &Bound<'_, PyDict>, entrant_id: &str, name: &str) -> PyResult<Option<Cell>> {
+    let py = column.py();
+    let Some(value) = column.get_item(entrant_id)? else { return Ok(None) };
+    let path = format!("{name}[{entrant_id:?}]");
+    let d =
+        value.downcast::<PyDict>().map_err(|_| PyValueError::new_err(format!("{path}: expected a dict")))?;
+    Ok(Some(Cell {
+        incremental_win_amount: move_field(d, intern!(py, "incremental_win_amount"), &path)?,
+        incremental_place_amount: move_field(d, intern!(py, "incremental_place_amount"), &path)?,
+        fixed_win_odds: move_field(d, intern!(py, "fixed_win_odds"), &path)?,
+        pool_win_odds: move_field(d, intern!(py, "pool_win_odds"), &path)?,
+    }))
+}
+
+/// The moves of one poll in column `time_interval` (see `raceday_core::moves`).
+#[pyfunction(name = "moves")]
+fn column_moves<'py>(
+    py: Python<'py>,
+    time_interval: i64,
+    runners: Vec<Bound<'py, PyDict>>,
+    previous: Bound<'py, PyDict>,
+    current: Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    let Some(previous_interval) = moves::previous_column(time_interval) else { return Ok(out) };
+    let mut ids = Vec::with_capacity(runners.len());
+    let mut columns = Vec::with_capacity(runners.len());
+    for (i, runner) in runners.iter().enumerate() {
+        let path = format!("runners[{i}]");
+        let id: Bound<'py, PyString> = move_field(runner, intern!(py, "entrant_id"), &path)?;
+        let text = id.to_str()?;
+        columns.push(RunnerColumns {
+            scratched: move_field(runner, intern!(py, "scratched"), &path)?,
+            previous: column_cell(&previous, text, "previous")?,
+            current: column_cell(&current, text, "current")?,
+        });
+        ids.push(id);
+    }
+    let found = py.allow_threads(|| moves::moves(&columns));
+    for m in found {
+        let id =
+            ids.get(m.runner).cloned().ok_or_else(|| PyValueError::new_err("move of an unknown runner"))?;
+        out.append(move_to_py(py, id, m.kind, time_interval, previous_interval, m.value)?)?;
+    }
+    Ok(out)
+}
+
+/// The timeline column before `time_interval`, or None for the first (60).
+#[pyfunction]
+fn previous_column(time_interval: i64) -> Option<i64> {
+    moves::previous_column(time_interval)
 }
 
 #[pymodule]
@@ -836,6 +953,10 @@ fn _raceday_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transform, m)?)?;
     m.add_function(wrap_pyfunction!(event_summary, m)?)?;
     m.add_function(wrap_pyfunction!(archive::inflate_payload, m)?)?;
+    m.add_function(wrap_pyfunction!(column_moves, m)?)?;
+    m.add_function(wrap_pyfunction!(previous_column, m)?)?;
+    m.add("ALERT_THRESHOLD", moves::ALERT_THRESHOLD)?;
+    m.add("MOVE_KINDS", PyTuple::new(m.py(), vocab::MOVE_KINDS)?)?;
     m.add_function(wrap_pyfunction!(encoded::transform_encoded, m)?)?;
     m.add_function(wrap_pyfunction!(write::write_document, m)?)?;
     m.add_class::<write::WriteDocument>()?;

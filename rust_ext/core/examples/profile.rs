@@ -31,6 +31,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let transform = best(3000, || {
         black_box(raceday_core::transform(black_box(&p), 1_752_713_400_000, &state).is_ok());
     });
-    println!("validate+skip {skip:?}\nsummary       {summary:?}\ntransform     {transform:?}");
+    // One poll's moves for a 16-runner field (what the transform adds per poll in a new column).
+    let cell = |i: i64| raceday_core::moves::Cell {
+        incremental_win_amount: 10_000 + 997 * i,
+        incremental_place_amount: 4_000 - 211 * i,
+        fixed_win_odds: Some(1.5 + 0.75 * f64::from(i32::try_from(i).unwrap_or(0))),
+        pool_win_odds: None,
+    };
+    let field: Vec<raceday_core::moves::RunnerColumns> = (0..16)
+        .map(|i| raceday_core::moves::RunnerColumns {
+            scratched: i == 3,
+            previous: Some(cell(i)),
+            current: Some(cell(15 - i)),
+        })
+        .collect();
+    let moves = best(30_000, || {
+        black_box(raceday_core::moves::moves(black_box(&field)).len());
+    });
+    println!(
+        "validate+skip {skip:?}\nsummary       {summary:?}\ntransform     {transform:?}\nmoves (16)    {moves:?}"
+    );
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod inflate;
 pub mod json;
 pub mod json_text;
+pub mod moves;
 pub mod numeric;
 pub mod payload;
 pub mod state;

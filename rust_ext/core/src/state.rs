@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 /// The latest stored poll of one entrant in one bucket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BucketLatest {
     /// Entrant.
     pub entrant_id: Arc<str>,
@@ -20,6 +20,15 @@ pub struct BucketLatest {
     pub win_pool_amount: i64,
     /// Cents.
     pub place_pool_amount: i64,
+    /// The increments stored on that poll's row (cents) and its win prices: the cell of the
+    /// timeline column the next bucket's moves compare with (crate::moves).
+    pub incremental_win_amount: i64,
+    /// Cents.
+    pub incremental_place_amount: i64,
+    /// Fixed win price of the row.
+    pub fixed_win_odds: Option<f64>,
+    /// Tote win price of the row.
+    pub pool_win_odds: Option<f64>,
 }
 
 impl BucketLatest {
@@ -27,6 +36,17 @@ impl BucketLatest {
     #[must_use]
     pub fn recency(&self) -> (i64, bool, i64) {
         (self.polled_at, self.row_id.is_none(), self.row_id.unwrap_or(0))
+    }
+
+    /// The cell the dashboard reads from this row (crate::moves).
+    #[must_use]
+    pub fn cell(&self) -> crate::moves::Cell {
+        crate::moves::Cell {
+            incremental_win_amount: self.incremental_win_amount,
+            incremental_place_amount: self.incremental_place_amount,
+            fixed_win_odds: self.fixed_win_odds,
+            pool_win_odds: self.pool_win_odds,
+        }
     }
 }
 

@@ -11,13 +11,14 @@ use crate::fields::{
 };
 use crate::hash::{FastMap, FastSet};
 use crate::json::{Json, Kind, Scalar};
+use crate::moves::{self, RunnerColumns};
 use crate::numeric::{self, MAX_EPOCH_S};
 use crate::payload::{decode, require_object_root, RawData, RawRace, RawRoot, RawRunner};
 use crate::state::{BucketLatest, LastOdds, Pools, PriorState};
 use crate::time::{is_iso_date, parse_rfc3339_ms};
 use crate::update::{
-    EntrantMoneyFlow, EntrantRecord, FixedOdds, MeetingRecord, MoneyFlowRow, OddsChange, RaceRecord,
-    RaceUpdate, ResultsRecord, ODDS_TYPES,
+    EntrantMoneyFlow, EntrantRecord, FixedOdds, MeetingRecord, MoneyFlowRow, MoveRecord, OddsChange,
+    RaceRecord, RaceUpdate, ResultsRecord, ODDS_TYPES,
 };
 
 /// Why a transform failed.
@@ -111,11 +112,22 @@ pub fn transform<'a>(
             out.add("no_money_flow", "info", format!("no money flow: {why}"), None);
         }
     }
+    // Per entrant (index-aligned with `entrants`): its cells in the previous and this column.
+    let mut columns: Vec<RunnerColumns> = Vec::new();
+    let mut bucket_of_poll = None;
     if let (true, Some((wc, pc)), Some(tracker)) = (open, win_place, tracker.as_ref()) {
         if (wc > 0 || pc > 0) && tracker.rows > 0 {
             let tts = numeric::time_to_start_unchecked(adv_s, polled_at);
             let b = numeric::bucket(tts);
-            for entrant in entrants.iter_mut().filter(|e| !e.scratched()) {
+            bucket_of_poll = Some(b);
+            let previous_col = moves::previous_column(b);
+            columns = entrants
+                .iter()
+                .map(|e| RunnerColumns { scratched: e.scratched(), ..Default::default() })
+                .collect();
+            for (entrant, column) in
+                entrants.iter_mut().zip(columns.iter_mut()).filter(|(e, _)| !e.scratched())
+            {
                 let (h, bet) = tracker.shares(&entrant.entrant_id);
                 let a = numeric::pool_amounts(h, wc, pc).map_err(|_| {
                     PayloadError::schema(format!(
@@ -128,9 +140,18 @@ pub fn transform<'a>(
                     None => Arc::from(entrant.entrant_id.as_ref()),
                 };
                 let history = new_buckets.entry(Arc::clone(&id)).or_default();
-                let previous = previous_bucket(history, b);
+                let effective_before = effective(history);
+                let previous = effective_before
+                    .iter()
+                    .rfind(|x| x.time_interval > b)
+                    .map(|x| (x.win_pool_amount, x.place_pool_amount));
+                // The previous column's cell: its latest poll if that bucket is effective (the
+                // timeline serves no other); this poll, below it, leaves its effectiveness as is.
+                column.previous = previous_col
+                    .and_then(|p| effective_before.iter().find(|x| x.time_interval == p))
+                    .map(|x| x.cell());
                 let (inc_win, inc_place, is_baseline) = match previous {
-                    Some(p) => (a.win - p.win_pool_amount, a.place - p.place_pool_amount, false),
+                    Some((win, place)) => (a.win - win, a.place - place, false),
                     None => (a.win, a.place, true),
                 };
                 let this = BucketLatest {
@@ -140,7 +161,12 @@ pub fn transform<'a>(
                     row_id: None,
                     win_pool_amount: a.win,
                     place_pool_amount: a.place,
+                    incremental_win_amount: inc_win,
+                    incremental_place_amount: inc_place,
+                    fixed_win_odds: entrant.odds[0].map(to_odds),
+                    pool_win_odds: entrant.odds[2].map(to_odds),
                 };
+                column.current = Some(this.cell());
                 if !record_poll(history, this) {
                     out.add(
                         "increment_invariant",
@@ -188,6 +214,21 @@ pub fn transform<'a>(
         }
     }
 
+    let moves = match bucket_of_poll.and_then(|b| moves::previous_column(b).map(|p| (b, p))) {
+        Some((b, p)) => moves::moves(&columns)
+            .into_iter()
+            .filter_map(|m| {
+                entrants.get(m.runner).map(|e| MoveRecord {
+                    entrant_id: e.entrant_id.clone(),
+                    kind: m.kind,
+                    time_interval: b,
+                    previous_interval: p,
+                    value: m.value,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let (odds, new_odds) = odds_changes(&entrants, prior);
     let results = read_results(results, dividends, &entrants, status, polled_at, prior, &mut out)?;
     quality_checks(&race, &entrants, tracker.as_ref(), pools.as_ref(), prior, &mut out);
@@ -223,6 +264,7 @@ pub fn transform<'a>(
         pools,
         results,
         quality,
+        moves,
         state,
     })
 }
@@ -232,6 +274,18 @@ fn round2(x: f64) -> Result<f64, PayloadError> {
 }
 
 fn validate_state(prior: &PriorState) -> Result<(), TransformError> {
+    // A stored price of 0 is a price (moves define nothing against it), so 0 is accepted here.
+    for (i, b) in prior.buckets.iter().enumerate() {
+        for (name, price) in [("fixed_win_odds", b.fixed_win_odds), ("pool_win_odds", b.pool_win_odds)] {
+            if let Some(x) = price {
+                if !(x.is_finite() && (0.0..1e7).contains(&x)) {
+                    return Err(TransformError::Argument(format!(
+                        "prior_state.buckets[{i}].{name}: {x} is not a valid price"
+                    )));
+                }
+            }
+        }
+    }
     for (i, o) in prior.odds.iter().enumerate() {
         if let Some(x) = o.odds {
             if !(x.is_finite() && x > 0.0 && x < 1e7) {
@@ -729,11 +783,6 @@ fn effective(history: &[BucketLatest]) -> Vec<&BucketLatest> {
         }
     }
     eff
-}
-
-/// The latest poll of the lowest effective bucket strictly above `b` (§7.1).
-fn previous_bucket(history: &[BucketLatest], b: i64) -> Option<BucketLatest> {
-    effective(history).into_iter().rfind(|x| x.time_interval > b).cloned()
 }
 
 /// Stores a new poll; false when it does not become the most recent effective poll (§7.3).

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use crate::json::Json;
+use crate::moves::MoveKind;
 use crate::state::{Pools, PriorState};
 
 /// The race as normalised from `data.race`.
@@ -175,6 +176,17 @@ pub struct Finding {
     pub value: Option<f64>,
 }
 
+/// A move of one runner into the column of this poll's bucket (crate::moves).
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub struct MoveRecord<'a> {
+    pub entrant_id: Cow<'a, str>,
+    pub kind: MoveKind,
+    pub time_interval: i64,
+    pub previous_interval: i64,
+    pub value: f64,
+}
+
 /// Everything one poll produces; `state` is the prior state for the next poll.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
@@ -190,5 +202,7 @@ pub struct RaceUpdate<'a> {
     pub pools: Option<Pools>,
     pub results: Option<ResultsRecord<'a>>,
     pub quality: Vec<Finding>,
+    /// Every defined move of this poll's column (none without money flow or in column 60).
+    pub moves: Vec<MoveRecord<'a>>,
     pub state: PriorState,
 }

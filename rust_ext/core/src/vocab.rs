@@ -15,3 +15,7 @@ pub const ODDS_TYPES: [&str; 4] = ["fixed_win", "fixed_place", "pool_win", "pool
 
 /// Result statuses of `race_results` (money-flow §10).
 pub const RESULT_STATUSES: [&str; 3] = ["interim", "final", "protest"];
+
+/// Kinds of move (rest-api §4.1), in the order a runner's moves are listed: Win money, Place
+/// money, win price.
+pub const MOVE_KINDS: [&str; 3] = ["win_money", "place_money", "win_price"];

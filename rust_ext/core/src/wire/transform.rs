@@ -130,6 +130,10 @@ pub fn state_from_pb(state: pb::RaceState) -> PriorState {
             row_id: b.row_id,
             win_pool_amount: b.win_pool_amount,
             place_pool_amount: b.place_pool_amount,
+            incremental_win_amount: b.incremental_win_amount,
+            incremental_place_amount: b.incremental_place_amount,
+            fixed_win_odds: b.fixed_win_odds,
+            pool_win_odds: b.pool_win_odds,
         })
         .collect();
     let odds = state
@@ -199,6 +203,10 @@ fn state_to_pb(s: &PriorState) -> Result<pb::RaceState, String> {
             row_id: b.row_id,
             win_pool_amount: b.win_pool_amount,
             place_pool_amount: b.place_pool_amount,
+            incremental_win_amount: b.incremental_win_amount,
+            incremental_place_amount: b.incremental_place_amount,
+            fixed_win_odds: b.fixed_win_odds,
+            pool_win_odds: b.pool_win_odds,
         });
     }
     Ok(pb::RaceState {
@@ -431,6 +439,16 @@ pub fn update_to_pb(u: &RaceUpdate<'_>) -> Result<pb::RaceUpdate, String> {
             value: f.value,
         })
         .collect();
+    let mut moves = Vec::with_capacity(u.moves.len());
+    for m in &u.moves {
+        moves.push(pb::Move {
+            entrant_id: m.entrant_id.to_string(),
+            kind: m.kind.as_str().to_owned(),
+            time_interval: int32(m.time_interval, "moves.time_interval")?,
+            previous_interval: int32(m.previous_interval, "moves.previous_interval")?,
+            value: m.value,
+        });
+    }
     Ok(pb::RaceUpdate {
         race_id: race_id.to_owned(),
         polled_at: Some(polled_at),
@@ -443,6 +461,7 @@ pub fn update_to_pb(u: &RaceUpdate<'_>) -> Result<pb::RaceUpdate, String> {
         pools: u.pools.as_ref().map(pools_to_pb).transpose()?,
         results,
         quality,
+        moves,
         state: Some(state_to_pb(&u.state)?),
     })
 }

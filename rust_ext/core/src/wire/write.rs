@@ -17,8 +17,9 @@ use prost_types::Timestamp;
 use super::pb;
 use crate::json::{self, Json};
 use crate::json_text::push_str_literal;
+use crate::moves;
 use crate::time::{civil_from_days, is_iso_date};
-use crate::vocab::{CATEGORIES, INTERVAL_TYPES, ODDS_TYPES, RACE_STATUSES, RESULT_STATUSES};
+use crate::vocab::{CATEGORIES, INTERVAL_TYPES, MOVE_KINDS, ODDS_TYPES, RACE_STATUSES, RESULT_STATUSES};
 
 /// Why an update cannot be written: the message the writer answers INVALID_ARGUMENT with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,10 @@ pub struct WriteDocument {
     pub pools: Option<String>,
     /// `{...}` when the update has results.
     pub results: Option<String>,
-    /// Rows in `money_flow` and `odds`.
+    /// `[...]`: the moves at or above `moves::ALERT_THRESHOLD` (alert candidates for
+    /// `race_alerts`), or `None` for a baseline.
+    pub alerts: Option<String>,
+    /// Rows in `money_flow`.
     pub money_flow_rows: usize,
     /// Rows in `odds`.
     pub odds_rows: usize,
@@ -134,6 +138,7 @@ pub fn render(update: &pb::RaceUpdate, baseline: bool) -> Res<WriteDocument> {
         odds: None,
         pools: None,
         results: None,
+        alerts: None,
         money_flow_rows: 0,
         odds_rows: 0,
         series_instants_us: Vec::new(),
@@ -147,6 +152,7 @@ pub fn render(update: &pb::RaceUpdate, baseline: bool) -> Res<WriteDocument> {
         let mut instants = HashSet::new();
         doc.money_flow = Some(money_flow_document(&update.money_flow, race_id, &mut instants)?);
         doc.odds = Some(odds_document(&update.odds, race_id, &mut instants)?);
+        doc.alerts = Some(alerts_document(update)?);
         doc.money_flow_rows = update.money_flow.len();
         doc.odds_rows = update.odds.len();
         let mut instants: Vec<i64> = instants.into_iter().collect();
@@ -546,6 +552,41 @@ fn odds_document(rows: &[pb::OddsChange], race_id: &str, instants: &mut HashSet<
     Ok(out)
 }
 
+/// The moves worth an alert (value >= `ALERT_THRESHOLD`); `raceday_write_poll` inserts them
+/// with the poll's race and time, once per (race, runner, kind, bucket).
+fn alerts_document(update: &pb::RaceUpdate) -> Res<String> {
+    let mut out = String::from("[");
+    for m in &update.moves {
+        require(one_of(&m.kind, &MOVE_KINDS), || format!("moves.kind must be {}", or_list(&MOVE_KINDS)))?;
+        require(m.value.is_finite(), || "moves.value must be a finite number".into())?;
+        require(
+            moves::previous_column(i64::from(m.time_interval)) == Some(i64::from(m.previous_interval)),
+            || "moves.previous_interval must be the timeline column before time_interval".into(),
+        )?;
+        // race_alerts refers to the entrant: a move of a runner the update does not carry
+        // would fail the whole write on the foreign key.
+        require(
+            update.entrants.iter().any(|e| e.entrant_id == m.entrant_id) && !m.entrant_id.is_empty(),
+            || format!("moves.entrant_id '{}' is not an entrant of the update", excerpt(&m.entrant_id)),
+        )?;
+        if m.value < moves::ALERT_THRESHOLD {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        let mut o = Object::open(&mut out);
+        o.text("entrant_id", &m.entrant_id, "moves.entrant_id")?;
+        o.text("kind", &m.kind, "moves.kind")?;
+        o.int("time_interval", m.time_interval);
+        o.int("previous_interval", m.previous_interval);
+        o.number("value", m.value, "moves.value")?;
+        o.close();
+    }
+    out.push(']');
+    Ok(out)
+}
+
 fn pools_document(p: &pb::RacePools, polled_at: &Instant) -> Res<String> {
     require(one_of(&p.source, &["tote_pools", "dividends"]), || "pools.source is invalid".into())?;
     let mut out = String::with_capacity(384);
@@ -715,6 +756,35 @@ mod tests {
         Ok(())
     }
 
+    fn a_move(kind: &str, value: f64) -> pb::Move {
+        pb::Move {
+            entrant_id: "e1".into(),
+            kind: kind.into(),
+            time_interval: 5,
+            previous_interval: 10,
+            value,
+        }
+    }
+
+    #[test]
+    fn moves_at_or_above_the_threshold_become_alert_candidates() -> Result<(), InvalidUpdate> {
+        let mut u = update();
+        u.moves = vec![a_move("win_money", 4.999), a_move("place_money", 5.0), a_move("win_price", -12.5)];
+        let doc = render(&u, false)?;
+        assert_eq!(
+            doc.alerts.as_deref(),
+            Some(
+                "[{\"entrant_id\":\"e1\",\"kind\":\"place_money\",\"time_interval\":5,\
+                 \"previous_interval\":10,\"value\":5}]"
+            )
+        );
+        // A baseline stores no series, alerts included.
+        assert!(render(&u, true)?.alerts.is_none());
+        u.moves.clear();
+        assert_eq!(render(&u, false)?.alerts.as_deref(), Some("[]"));
+        Ok(())
+    }
+
     /// The message a valid update gets refused with once `change` is applied to it.
     fn refused(change: impl FnOnce(&mut pb::RaceUpdate)) -> String {
         let mut u = update();
@@ -769,6 +839,22 @@ mod tests {
         assert_eq!(
             refused(|u| u.pools = Some(pb::RacePools { source: "guess".into(), ..Default::default() })),
             "pools.source is invalid"
+        );
+        assert_eq!(
+            refused(|u| u.moves = vec![a_move("win", 6.0)]),
+            "moves.kind must be win_money, place_money or win_price"
+        );
+        assert_eq!(
+            refused(|u| u.moves = vec![pb::Move { previous_interval: 15, ..a_move("win_money", 6.0) }]),
+            "moves.previous_interval must be the timeline column before time_interval"
+        );
+        assert_eq!(
+            refused(|u| u.moves = vec![pb::Move { entrant_id: "e9".into(), ..a_move("win_money", 6.0) }]),
+            "moves.entrant_id 'e9' is not an entrant of the update"
+        );
+        assert_eq!(
+            refused(|u| u.moves = vec![a_move("win_money", f64::INFINITY)]),
+            "moves.value must be a finite number"
         );
         assert!(write_document(b"\xff\xff").is_err());
     }

@@ -1027,12 +1027,23 @@ class BucketLatest(_message.Message):
     ROW_ID_FIELD_NUMBER: _builtins.int
     WIN_POOL_AMOUNT_FIELD_NUMBER: _builtins.int
     PLACE_POOL_AMOUNT_FIELD_NUMBER: _builtins.int
+    INCREMENTAL_WIN_AMOUNT_FIELD_NUMBER: _builtins.int
+    INCREMENTAL_PLACE_AMOUNT_FIELD_NUMBER: _builtins.int
+    FIXED_WIN_ODDS_FIELD_NUMBER: _builtins.int
+    POOL_WIN_ODDS_FIELD_NUMBER: _builtins.int
     entrant_id: _builtins.str
     time_interval: _builtins.int
     row_id: _builtins.int
     """Row id in money_flow_history; absent for state produced by the transformer itself."""
     win_pool_amount: _builtins.int
     place_pool_amount: _builtins.int
+    incremental_win_amount: _builtins.int
+    """The increments stored on that poll's row, and its win prices: the column the next
+    bucket's moves compare with (rest-api.md §4.1).
+    """
+    incremental_place_amount: _builtins.int
+    fixed_win_odds: _builtins.float
+    pool_win_odds: _builtins.float
     @_builtins.property
     def polled_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1044,13 +1055,26 @@ class BucketLatest(_message.Message):
         row_id: _builtins.int | None = ...,
         win_pool_amount: _builtins.int = ...,
         place_pool_amount: _builtins.int = ...,
+        incremental_win_amount: _builtins.int = ...,
+        incremental_place_amount: _builtins.int = ...,
+        fixed_win_odds: _builtins.float | None = ...,
+        pool_win_odds: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_row_id", b"_row_id", "polled_at", b"polled_at", "row_id", b"row_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fixed_win_odds", b"_fixed_win_odds", "_pool_win_odds", b"_pool_win_odds", "_row_id", b"_row_id", "fixed_win_odds", b"fixed_win_odds", "polled_at", b"polled_at", "pool_win_odds", b"pool_win_odds", "row_id", b"row_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_row_id", b"_row_id", "entrant_id", b"entrant_id", "place_pool_amount", b"place_pool_amount", "polled_at", b"polled_at", "row_id", b"row_id", "time_interval", b"time_interval", "win_pool_amount", b"win_pool_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fixed_win_odds", b"_fixed_win_odds", "_pool_win_odds", b"_pool_win_odds", "_row_id", b"_row_id", "entrant_id", b"entrant_id", "fixed_win_odds", b"fixed_win_odds", "incremental_place_amount", b"incremental_place_amount", "incremental_win_amount", b"incremental_win_amount", "place_pool_amount", b"place_pool_amount", "polled_at", b"polled_at", "pool_win_odds", b"pool_win_odds", "row_id", b"row_id", "time_interval", b"time_interval", "win_pool_amount", b"win_pool_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__fixed_win_odds: _TypeAlias = _typing.Literal["fixed_win_odds"]  # noqa: Y015
+    _WhichOneofArgType__fixed_win_odds: _TypeAlias = _typing.Literal["_fixed_win_odds", b"_fixed_win_odds"]  # noqa: Y015
+    _WhichOneofReturnType__pool_win_odds: _TypeAlias = _typing.Literal["pool_win_odds"]  # noqa: Y015
+    _WhichOneofArgType__pool_win_odds: _TypeAlias = _typing.Literal["_pool_win_odds", b"_pool_win_odds"]  # noqa: Y015
     _WhichOneofReturnType__row_id: _TypeAlias = _typing.Literal["row_id"]  # noqa: Y015
     _WhichOneofArgType__row_id: _TypeAlias = _typing.Literal["_row_id", b"_row_id"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fixed_win_odds) -> _WhichOneofReturnType__fixed_win_odds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pool_win_odds) -> _WhichOneofReturnType__pool_win_odds | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__row_id) -> _WhichOneofReturnType__row_id | None: ...
 
 Global___BucketLatest: _TypeAlias = BucketLatest  # noqa: Y015
@@ -1182,6 +1206,7 @@ class RaceUpdate(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     QUALITY_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    MOVES_FIELD_NUMBER: _builtins.int
     race_id: _builtins.str
     @_builtins.property
     def polled_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -1209,6 +1234,10 @@ class RaceUpdate(_message.Message):
     def state(self) -> Global___RaceState:
         """The state after this update, to hand to the next poll's transform."""
 
+    @_builtins.property
+    def moves(self) -> _containers.RepeatedCompositeFieldContainer[Global___Move]:
+        """The moves of this poll's bucket against the column before it (every computed value)."""
+
     def __init__(
         self,
         *,
@@ -1224,10 +1253,11 @@ class RaceUpdate(_message.Message):
         results: Global___RaceResults | None = ...,
         quality: _abc.Iterable[Global___QualityFinding] | None = ...,
         state: Global___RaceState | None = ...,
+        moves: _abc.Iterable[Global___Move] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_pools", b"_pools", "_results", b"_results", "_source_generated_at", b"_source_generated_at", "meeting", b"meeting", "polled_at", b"polled_at", "pools", b"pools", "race", b"race", "results", b"results", "source_generated_at", b"source_generated_at", "state", b"state"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pools", b"_pools", "_results", b"_results", "_source_generated_at", b"_source_generated_at", "entrants", b"entrants", "meeting", b"meeting", "money_flow", b"money_flow", "odds", b"odds", "polled_at", b"polled_at", "pools", b"pools", "quality", b"quality", "race", b"race", "race_id", b"race_id", "results", b"results", "source_generated_at", b"source_generated_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pools", b"_pools", "_results", b"_results", "_source_generated_at", b"_source_generated_at", "entrants", b"entrants", "meeting", b"meeting", "money_flow", b"money_flow", "moves", b"moves", "odds", b"odds", "polled_at", b"polled_at", "pools", b"pools", "quality", b"quality", "race", b"race", "race_id", b"race_id", "results", b"results", "source_generated_at", b"source_generated_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__pools: _TypeAlias = _typing.Literal["pools"]  # noqa: Y015
     _WhichOneofArgType__pools: _TypeAlias = _typing.Literal["_pools", b"_pools"]  # noqa: Y015
@@ -1243,3 +1273,42 @@ class RaceUpdate(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__source_generated_at) -> _WhichOneofReturnType__source_generated_at | None: ...
 
 Global___RaceUpdate: _TypeAlias = RaceUpdate  # noqa: Y015
+
+@_typing.final
+class Move(_message.Message):
+    """A move of one runner into the timeline column its poll landed in, against the column before
+    it (rest-api.md §4.1; the dashboard's colour indicators use the same definition).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRANT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TIME_INTERVAL_FIELD_NUMBER: _builtins.int
+    PREVIOUS_INTERVAL_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    entrant_id: _builtins.str
+    kind: _builtins.str
+    """win_money or place_money: the rise, in percentage points, of the runner's share of the
+    column's positive increments; win_price: the shortening of its win price, in percent.
+    """
+    time_interval: _builtins.int
+    """The poll's bucket, and the column it is compared with (60, 55, …, 5, 4, …, 0, -1, …)."""
+    previous_interval: _builtins.int
+    value: _builtins.float
+    def __init__(
+        self,
+        *,
+        entrant_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        time_interval: _builtins.int = ...,
+        previous_interval: _builtins.int = ...,
+        value: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entrant_id", b"entrant_id", "kind", b"kind", "previous_interval", b"previous_interval", "time_interval", b"time_interval", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Move: _TypeAlias = Move  # noqa: Y015
