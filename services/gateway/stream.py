@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -397,7 +397,7 @@ class ChangeHub:
         self.clients.discard(client)
         CLIENTS.set(len(self.clients))
 
-    async def events(self, client: Client, missed: list[Change], reset: bool) -> AsyncIterator[bytes]:
+    async def events(self, client: Client, missed: list[Change], reset: bool) -> AsyncGenerator[bytes, None]:
         """The SSE byte stream of one client until it is dropped or the hub stops."""
         try:
             yield b"retry: 3000\n\n"

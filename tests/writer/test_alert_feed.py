@@ -42,7 +42,9 @@ async def insert_alert(
         return int(row[0])
 
 
-async def seeded(db: Database, maintainer: PartitionMaintainer) -> tuple[SyntheticRace, SyntheticRace, list[int]]:
+async def seeded(
+    db: Database, maintainer: PartitionMaintainer
+) -> tuple[SyntheticRace, SyntheticRace, list[int]]:
     """Two races of one meeting, written once each, and five alerts: three in race one (one of them
     polled the day before), two in race two."""
     await ensure(maintainer, START.date(), (START - timedelta(days=1)).date())
@@ -80,13 +82,18 @@ async def test_alerts_newest_first_with_their_race_meeting_and_runner(
     assert newest.race_name  # the race's stored name
     assert (newest.entrant_id, newest.runner_number) == (two.entrant_id(2), 2)
     assert newest.runner_name == "Runner 2"
-    assert (newest.kind, newest.time_interval, newest.previous_interval, newest.value) == ("win_money", 3, 8, 22.0)
+    assert (newest.kind, newest.time_interval, newest.previous_interval, newest.value) == (
+        "win_money",
+        3,
+        8,
+        22.0,
+    )
     assert newest.polled_at.ToDatetime(UTC) == minutes_before(START, 3)
     assert newest.created_at.seconds > 0
 
 
 async def test_alert_filters_and_paging(stubs: Stubs, db: Database, maintainer: PartitionMaintainer) -> None:
-    one, two, ids = await seeded(db, maintainer)
+    one, _, ids = await seeded(db, maintainer)
     query = stubs.query
 
     async def listed(**fields: Any) -> list[int]:

@@ -110,7 +110,12 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         {"since": START - timedelta(hours=12), "race_id": "R", "limit": 100},
         ("race_alerts_race_id_entrant_id_kind_time_interval_key",),
     ),
-    ("alerts after", alert_feed.list_alerts_sql("after_id"), {"after_id": 5, "limit": 500}, ("race_alerts_pkey",)),
+    (
+        "alerts after",
+        alert_feed.list_alerts_sql("after_id"),
+        {"after_id": 5, "limit": 500},
+        ("race_alerts_pkey",),
+    ),
 ]
 
 
