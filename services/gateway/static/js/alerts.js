@@ -152,5 +152,7 @@ function alertItem(alert) {
     el("span", { class: "alert-value", "data-testid": "alert-value" }, moveText(alert)),
   );
   item.style.borderLeftColor = alert.indicator.color;
+  // The value in the range's colour, as the grid paints its cells.
+  item.querySelector(".alert-value").style.backgroundColor = alert.indicator.color;
   return item;
 }

@@ -17,7 +17,8 @@ const PALETTE = [
   "#bcbd22", "#393b79", "#ad494a", "#637939", "#e6550d", "#7b4173", "#3182bd", "#31a354",
   "#756bb1", "#636363", "#b5cf6b", "#d6616b", "#6baed6", "#fd8d3c", "#843c39", "#de9ed6",
 ];
-const PRICE_TICKS = [1.1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000];
+const PRICE_TICKS = [1.1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 7, 10, 15, 20, 30, 50, 100, 200, 500, 1000];
+const MAX_TICKS = 7;
 
 export function seriesColour(runnerNumber) {
   return PALETTE[(Math.max(1, runnerNumber) - 1) % PALETTE.length];
@@ -69,7 +70,9 @@ function shareScale(maximum) {
 function priceScale(minimum, maximum) {
   const low = Math.log(Math.max(1.01, minimum / 1.1));
   const high = Math.log(Math.max(minimum * 1.5, maximum * 1.1));
-  const ticks = PRICE_TICKS.filter((value) => Math.log(value) >= low && Math.log(value) <= high);
+  let ticks = PRICE_TICKS.filter((value) => Math.log(value) >= low && Math.log(value) <= high);
+  // A wide range keeps every other tick, so the labels stay apart.
+  while (ticks.length > MAX_TICKS) ticks = ticks.filter((_, index) => index % 2 === 0);
   return {
     map: (value) => (Math.log(value) - low) / (high - low),
     ticks,
