@@ -194,9 +194,9 @@ class Client(DroppingQueue[Change | AlertEvent]):
 class AlertSource:
     """The writer reads behind the live push of alerts: new alerts, and users' indicators."""
 
-    def __init__(self, backend: Backend, *, config_ttl_s: float = 10.0) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self.configs = alert_feed.ConfigCache(self._indicators, ttl_s=config_ttl_s)
+        self.configs = alert_feed.ConfigCache(self._indicators)
 
     async def _indicators(self, user_id: str) -> alert_feed.Indicators:
         request = query_pb2.GetAlertConfigRequest(user_id=user_id)
@@ -272,6 +272,10 @@ class ChangeHub:
             call = stub.WatchRaceChanges(writer_pb2.WatchRaceChangesRequest(), wait_for_ready=True)
             try:
                 await call.initial_metadata()  # the writer took the subscription
+                if self.alerts is not None and self._last_alert_id is None:
+                    # The read before subscribing failed (the writer was away): only alerts stored
+                    # in the moment since the subscription are taken as seen, not a whole change's.
+                    await self.baseline_alerts()
                 self._upstream(True)
                 delay = 0.1
                 async for message in call:
