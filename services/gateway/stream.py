@@ -82,7 +82,8 @@ STREAM_OPERATION: Final = {
             "event id; `race_id`/`race_ids` (comma lists, camelCase too) choose races, none means all. "
             "Resume with the Last-Event-ID header (EventSource sends it by itself); a client that missed "
             "more than the gateway keeps gets a `reset` event and should refresh. Idle streams carry a "
-            "comment every RACEDAY_STREAM_HEARTBEAT_S; a client that falls behind is dropped."
+            "comment every RACEDAY_STREAM_HEARTBEAT_S; a client that falls behind is dropped. With "
+            "`alerts=1` the stream also carries `alert` events (see the parameter)."
         ),
         "parameters": [
             *(
@@ -95,8 +96,9 @@ STREAM_OPERATION: Final = {
                 "required": False,
                 "description": (
                     "1 adds `alert` events (the documents of GET /api/alerts, without an event id) for "
-                    "the alerts each committed poll creates in the chosen races; without it the stream "
-                    "carries no alerts."
+                    "the alerts each committed poll creates in the chosen races; with `user_id`, only "
+                    "those the user's enabled indicators classify, with that classification (else every "
+                    "alert, `indicator` null). Without it the stream carries no alerts."
                 ),
                 "schema": {"type": "string", "enum": ["1", "0", "true", "false"]},
             },
