@@ -26,7 +26,7 @@ from services.common.config import Env
 from services.common.database import scratch_database
 from services.common.metrics import MetricsEndpoint
 from services.common.net import free_port
-from services.common.nztime import utc_now
+from services.common.nztime import nz_date, nz_midnight, utc_now
 from services.common.proto.raceday.v1 import race_pb2, writer_pb2, writer_pb2_grpc
 from services.common.server import RunningServer, ServiceApp, start_server
 from services.common.service_apps import create_app
@@ -283,6 +283,12 @@ class AlertRow:
     time_interval: int
     value: float
     polled_at: datetime
+
+
+def earlier_today(now: datetime, minutes: float) -> datetime:
+    """`minutes` before `now`, but not before today's NZ midnight: alerts the default window (today)
+    holds whatever the time of day the tests run at."""
+    return max(now - timedelta(minutes=minutes), nz_midnight(nz_date(now)))
 
 
 async def insert_alerts(database_url: str, rows: list[AlertRow]) -> list[int]:

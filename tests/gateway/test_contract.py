@@ -19,7 +19,7 @@ import pytest_asyncio
 from services.common.nztime import nz_date
 from services.gateway.app import GatewayApp
 from tests.gateway import golden
-from tests.gateway.conftest import AlertRow, Stack, health_when, insert_alerts, start_service
+from tests.gateway.conftest import AlertRow, Stack, earlier_today, health_when, insert_alerts, start_service
 from tests.gateway.contract import SchemaChecker, assert_nz_timestamps
 
 TIMESTAMP_RE = re.compile(r"\.\d{3}[+-]\d{2}:\d{2}$")
@@ -626,10 +626,10 @@ async def seeded_alerts(seeded_stack: Stack, module_database_url: str) -> Seeded
     now = seeded_stack.now
     rows = [
         AlertRow(seeded.live_race, live[3].entrant_id, "win_money", 15, 7.0, now - timedelta(days=1)),
-        AlertRow(seeded.final_race, final[0].entrant_id, "win_money", 2, 55.5, now - timedelta(minutes=22)),
-        AlertRow(seeded.live_race, live[1].entrant_id, "win_money", 10, 12.5, now - timedelta(minutes=9)),
-        AlertRow(seeded.live_race, live[1].entrant_id, "win_price", 10, 18.0, now - timedelta(minutes=9)),
-        AlertRow(seeded.live_race, live[2].entrant_id, "place_money", 5, 5.0, now - timedelta(minutes=4)),
+        AlertRow(seeded.final_race, final[0].entrant_id, "win_money", 2, 55.5, earlier_today(now, 22)),
+        AlertRow(seeded.live_race, live[1].entrant_id, "win_money", 10, 12.5, earlier_today(now, 9)),
+        AlertRow(seeded.live_race, live[1].entrant_id, "win_price", 10, 18.0, earlier_today(now, 9)),
+        AlertRow(seeded.live_race, live[2].entrant_id, "place_money", 5, 5.0, earlier_today(now, 4)),
     ]
     ids = await insert_alerts(module_database_url, rows)
     return SeededAlerts(ids[1:], ids[0], {i: row.value for i, row in zip(ids, rows, strict=True)})

@@ -7,7 +7,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from services.common.timestamps import datetime_to_ts
 from tests.gateway import golden
 from tests.gateway.browser.conftest import screenshot
 from tests.gateway.browser.test_dashboard import api, open_race, rgb
-from tests.gateway.conftest import AlertRow, Stack, insert_alerts, running_stack, seed_day
+from tests.gateway.conftest import AlertRow, Stack, earlier_today, insert_alerts, running_stack, seed_day
 
 pytestmark = pytest.mark.browser
 
@@ -48,18 +47,10 @@ async def alerts_day(module_database_url: str) -> AsyncIterator[AlertsDay]:
         ids = await insert_alerts(
             module_database_url,
             [
-                AlertRow(
-                    day.final_race, final[0].entrant_id, "win_money", 2, 55.5, now - timedelta(minutes=22)
-                ),
-                AlertRow(
-                    day.live_race, live[1].entrant_id, "win_money", 10, 12.5, now - timedelta(minutes=9)
-                ),
-                AlertRow(
-                    day.live_race, live[1].entrant_id, "win_price", 10, 18.04, now - timedelta(minutes=9)
-                ),
-                AlertRow(
-                    day.live_race, live[2].entrant_id, "place_money", 5, 5.0, now - timedelta(minutes=4)
-                ),
+                AlertRow(day.final_race, final[0].entrant_id, "win_money", 2, 55.5, earlier_today(now, 22)),
+                AlertRow(day.live_race, live[1].entrant_id, "win_money", 10, 12.5, earlier_today(now, 9)),
+                AlertRow(day.live_race, live[1].entrant_id, "win_price", 10, 18.04, earlier_today(now, 9)),
+                AlertRow(day.live_race, live[2].entrant_id, "place_money", 5, 5.0, earlier_today(now, 4)),
             ],
         )
         yield AlertsDay(stack, module_database_url, ids)
@@ -236,10 +227,11 @@ async def test_alerts_feed_lists_pushes_sounds_and_opens_the_race(alerts_day: Al
     price = items.nth(1)
     await expect(price.get_by_test_id("alert-value")).to_have_text("18.0% shorter")
     colours = {1: "#E5E7EB", 3: "#FEF3C7", 2: "#BFDBFE", 6: "#F3E8FF"}
-    for item, order in zip(await items.all(), (1, 3, 2, 6), strict=True):
-        await expect(item).to_have_attribute("data-indicator", str(order))
-        swatch = item.locator(".alert-swatch")
-        assert await swatch.evaluate("e => getComputedStyle(e).backgroundColor") == rgb(colours[order])
+    shown = await items.evaluate_all(
+        """els => els.map(e => [Number(e.dataset.indicator),
+            getComputedStyle(e.querySelector('.alert-swatch')).backgroundColor])"""
+    )
+    assert shown == [[order, rgb(colours[order])] for order in (1, 3, 2, 6)]
     await expect(view.get_by_test_id("alerts-state")).to_have_attribute("data-state", "live")
     await expect(page.get_by_test_id("alerts-link")).to_have_attribute("href", "/alerts")
     await screenshot(page, "dashboard-alerts-page")

@@ -37,6 +37,7 @@ export class AlertsFeed {
     this.alerts = new Map();
     this.loaded = false;
     this.olderCursor = null;
+    this.signature = null;
     this.configVersion = 0;
     this.poller = new Poller("alerts", () => this.refresh());
     this.live = new LiveStream([], { alerts: true, userId: USER_ID });
@@ -119,7 +120,13 @@ export class AlertsFeed {
   render() {
     const ordered = [...this.alerts.values()].sort((a, b) => b.alert_id - a.alert_id);
     const shown = ordered.slice(0, this.show);
-    this.list.replaceChildren(...shown.map((alert) => alertItem(alert)));
+    // Rebuilt only when what it shows changed: a refresh that brings nothing new leaves the list
+    // (and the pointer over it) alone.
+    const signature = shown.map((alert) => `${alert.alert_id}:${alert.indicator.color}`).join(",");
+    if (signature !== this.signature) {
+      this.signature = signature;
+      this.list.replaceChildren(...shown.map((alert) => alertItem(alert)));
+    }
     this.root.dataset.count = String(shown.length);
     if (this.empty) this.empty.hidden = !this.loaded || ordered.length > 0;
     if (this.more) this.more.hidden = !this.olderCursor;
