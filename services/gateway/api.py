@@ -4,7 +4,7 @@ serializes the answer. The operation list also feeds the OpenAPI document."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.common.clock import Clock
-from services.common.nztime import from_epoch_ms, nz_today
+from services.common.nztime import format_nz, from_epoch_ms, nz_midnight, nz_today
 from services.common.proto.raceday.v1 import query_pb2
 from services.common.timestamps import timestamp_from_ms
-from services.gateway import alerts, serialize
+from services.gateway import alert_feed, alerts, serialize
 from services.gateway.backend import Backend, Req, Resp
 from services.gateway.cache import EncodingCache
 from services.gateway.errors import ApiError
@@ -26,7 +26,7 @@ from services.gateway.health import HealthMonitor
 from services.gateway.openapi import Operation
 from services.gateway.params import (
     DEFAULT_USER,
-    MAX_USER_ID_CHARS,
+    USER_ID,
     DateParam,
     IdListParam,
     IdParam,
@@ -66,10 +66,13 @@ CURSOR_AFTER = IntParam("cursor_after", "Only documents with a greater id (integ
 CREATED_AFTER = InstantParam(
     "created_after", "Only documents whose latest poll was stored after this instant."
 )
-USER_ID = TextParam(
-    "user_id",
-    f"User; trimmed, at most {MAX_USER_ID_CHARS} characters; default `{DEFAULT_USER}`.",
-    max_chars=MAX_USER_ID_CHARS,
+ALERTS_SINCE = InstantParam(
+    "since", "Only alerts of polls observed at or after this instant; default the start of today's NZ day."
+)
+ALERTS_RACE_ID = IdParam("race_id", "Only this race's alerts (optional).")
+ALERTS_LIMIT = IntParam("limit", "Alerts per page, clamped to 1..500.", 1, 500, 100)
+ALERTS_CURSOR = IntParam(
+    "cursor", "Only alerts older than this one: the previous page's next_cursor.", 0, 2**63 - 1
 )
 
 
@@ -293,6 +296,38 @@ def build_operations(
         )
         return json_response(request, serialize.alert_config(response.config))
 
+    async def list_alerts(request: Request) -> Response:
+        q = Query(request.query_params)
+        since = ALERTS_SINCE.read(q) or nz_midnight(nz_today(from_epoch_ms(clock.now_ms())))
+        race_id = ALERTS_RACE_ID.read_optional(q)
+        limit = ALERTS_LIMIT.read(q)
+        cursor = ALERTS_CURSOR.read_optional(q)
+        user_id = USER_ID.read(q) or DEFAULT_USER
+
+        async def fetch(before: int | None, size: int) -> Sequence[query_pb2.RaceAlert]:
+            message = query_pb2.ListAlertsRequest(limit=size, since=_timestamp(since))
+            if race_id is not None:
+                message.race_id = race_id
+            if before is not None:
+                message.cursor = before
+            return (await backend.call(query.ListAlerts, message)).alerts
+
+        # The user's ranges (stored merged with the defaults by the writer) classify every alert.
+        config = (
+            await backend.call(query.GetAlertConfig, query_pb2.GetAlertConfigRequest(user_id=user_id))
+        ).config
+        page = await alert_feed.user_page(fetch, config.indicators, limit=limit, cursor=cursor)
+        body = {
+            "alerts": [alert_feed.alert_document(alert, indicator) for alert, indicator in page.alerts],
+            "total": len(page.alerts),
+            "user_id": config.user_id,
+            "since": format_nz(since),
+            "race_id": race_id,
+            "limit": limit,
+            "next_cursor": None if page.next_cursor is None else str(page.next_cursor),
+        }
+        return json_response(request, body)
+
     async def get_backtest(request: Request) -> Response:
         q = Query(request.query_params)
         last = DATE_TO.read(q) or nz_today(from_epoch_ms(clock.now_ms()))
@@ -440,6 +475,25 @@ def build_operations(
                 "the most Win money in the last 5, 2 and 1 minutes before betting closed, its win and place "
                 "strike rates (fractions) with 95% Wilson intervals, and the mean return of $1 on it at the "
                 "final tote dividends, with the number of races behind each figure."
+            ),
+        ),
+        Operation(
+            "GET",
+            "/api/alerts",
+            list_alerts,
+            "Alerts of today's races for a user, newest first",
+            "alerts",
+            {200: ref("Alerts")},
+            params=(ALERTS_SINCE, USER_ID, ALERTS_RACE_ID, ALERTS_LIMIT, ALERTS_CURSOR),
+            description=(
+                "Moves of at least 5 stored for every committed poll: a runner's rise in share (points) "
+                "of a timeline column's positive Win (`win_money`) or Place (`place_money`) increments, "
+                "or the shortening of its win price in percent (`win_price`), measured from the "
+                "previous column (rest-api.md §4.1). Each carries the user's classification: the first "
+                "enabled indicator, by display_order, whose range holds the value; alerts outside the "
+                "user's enabled ranges are not listed. Newest first by alert_id; `next_cursor` (null "
+                "when nothing older is left) is the `cursor` of the next page, which may hold fewer than "
+                "`limit` alerts when the user's ranges skip many."
             ),
         ),
         Operation(

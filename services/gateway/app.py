@@ -18,7 +18,7 @@ from services.gateway.backend import Backend
 from services.gateway.health import HealthMonitor
 from services.gateway.http_server import HttpServer
 from services.gateway.settings import GatewaySettings
-from services.gateway.stream import ChangeHub
+from services.gateway.stream import AlertSource, ChangeHub
 from services.gateway.webapp import WebApp, create_web_app
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class GatewayApp:
             backend.writer_channel,
             client_queue=self.settings.stream_client_queue,
             heartbeat_s=self.settings.stream_heartbeat_s,
+            alerts=AlertSource(backend),
         )
         self.web = create_web_app(self.settings, backend, health, hub)
         http = HttpServer(

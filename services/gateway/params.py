@@ -121,13 +121,18 @@ class IdParam(Param):
         """A bounded string."""
         return {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
 
+    def read_optional(self, query: Query) -> str | None:
+        """The id, None when absent; 400 when malformed."""
+        value = query.single(self.name)
+        if value is not None and not _valid_id(value):
+            raise bad_request(f"Invalid {self.name}", param=self.name)
+        return value
+
     def read(self, query: Query) -> str:
         """The id; 400 with the endpoint's message when missing, 400 when malformed."""
-        value = query.single(self.name)
+        value = self.read_optional(query)
         if value is None:
             raise ApiError(400, self.missing_error or f"{self.name} query parameter is required")
-        if not _valid_id(value):
-            raise bad_request(f"Invalid {self.name}", param=self.name)
         return value
 
 
@@ -301,3 +306,10 @@ class PoolTypeParam(Param):
                 extra={"message": "pool_type must be one of: win, place, odds", "received": value},
             )
         return pool_type
+
+
+USER_ID: Final = TextParam(
+    "user_id",
+    f"User; trimmed, at most {MAX_USER_ID_CHARS} characters; default `{DEFAULT_USER}`.",
+    max_chars=MAX_USER_ID_CHARS,
+)

@@ -334,6 +334,42 @@ _ALERT_CONFIG: Final[dict[str, Schema]] = {
     "audible_alerts_enabled": BOOLEAN,
 }
 
+_ALERT: Final[dict[str, Schema]] = {
+    "alert_id": INTEGER,
+    "race_id": STRING,
+    "race_name": STRING,
+    "race_number": INTEGER,
+    "meeting_id": STRING,
+    "meeting_name": STRING,
+    "entrant_id": STRING,
+    "runner_number": INTEGER,
+    "runner_name": STRING,
+    "kind": {
+        "type": "string",
+        "enum": ["win_money", "place_money", "win_price"],
+        "description": "win_money/place_money: rise in points of the runner's share of the column's "
+        "positive Win/Place increments; win_price: shortening of its win price in percent.",
+    },
+    "time_interval": {**INTEGER, "description": "The timeline column of the move."},
+    "previous_interval": {**INTEGER, "description": "The column it is measured from."},
+    "value": {**NUMBER, "minimum": 5},
+    "polled_at": {**TIMESTAMP, "description": "When the poll that made the move was observed."},
+    "created_at": TIMESTAMP,
+    "indicator": {
+        **nullable(
+            obj(
+                {
+                    "display_order": {"type": "integer", "minimum": 1, "maximum": 6},
+                    "color": {"type": "string", "pattern": "^#[0-9A-F]{6}$"},
+                    "label": {**STRING, "examples": ["5–10%", "50%+"]},
+                }
+            )
+        ),
+        "description": "The user's indicator that classifies the value (null only on a stream "
+        "opened without a user).",
+    },
+}
+
 _SERVICE_STATE: Final[Schema] = {"type": "string", "enum": ["serving", "not_serving", "unknown"]}
 _SERVICES: Final[Schema] = obj(
     {"writer": _SERVICE_STATE, "transformer": _SERVICE_STATE, "fetcher": _SERVICE_STATE}
@@ -435,6 +471,21 @@ COMPONENTS: Final[dict[str, Schema]] = {
         "type": "object",
         "properties": {"user_id": STRING},
     },
+    "Alert": obj(_ALERT),
+    "Alerts": obj(
+        {
+            "alerts": array(ref("Alert")),
+            "total": INTEGER,
+            "user_id": STRING,
+            "since": TIMESTAMP,
+            "race_id": N_STRING,
+            "limit": INTEGER,
+            "next_cursor": {
+                **N_STRING,
+                "description": "The `cursor` of the next (older) page; null when nothing older is left.",
+            },
+        }
+    ),
     "Backtest": obj(
         {
             "date_from": {"type": "string", "pattern": DATE_PATTERN},

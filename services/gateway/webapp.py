@@ -122,6 +122,7 @@ def _add_dashboard(app: FastAPI) -> None:
 
     app.add_api_route("/", dashboard, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route("/race/{race_id}", dashboard, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/alerts", dashboard, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
 

@@ -14,7 +14,7 @@ from services.writer import metrics
 from services.writer.backtest import backtest
 from services.writer.db import Database
 from services.writer.errors import InvalidArgumentError
-from services.writer.queries import alerts, entrants, meetings, pools, races, status, timeline
+from services.writer.queries import alert_feed, alerts, entrants, meetings, pools, races, status, timeline
 from services.writer.rpc import Context, handled
 
 _Q = metrics.QUERY_SECONDS
@@ -183,6 +183,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return query_pb2.ResetAlertConfigResponse(
             config=await alerts.reset_alert_config(self._db, request.user_id)
         )
+
+    @handled("ListAlerts", _Q)
+    async def ListAlerts(
+        self, request: query_pb2.ListAlertsRequest, context: Context
+    ) -> query_pb2.ListAlertsResponse:
+        """Stored alerts newest first, by poll time, race and alert id (unclassified)."""
+        found = await alert_feed.list_alerts(
+            self._db,
+            since=opt_ts(request, "since"),
+            race_id=opt(request, "race_id"),
+            cursor=opt(request, "cursor"),
+            after_id=opt(request, "after_id"),
+            limit=request.limit,
+        )
+        return query_pb2.ListAlertsResponse(alerts=found)
 
     @handled("GetBacktest", _Q)
     async def GetBacktest(

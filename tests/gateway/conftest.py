@@ -1,7 +1,9 @@
 """Gateway fixtures: a real stack (writer on PostgreSQL, transformer, fetcher, gateway) on loopback.
 
 The writer, transformer and fetcher are the real service apps; the gateway runs its HTTP server in
-the test's event loop. Data is seeded through the writer's own gRPC API, never straight into SQL.
+the test's event loop. Data is seeded through the writer's own gRPC API, never straight into SQL,
+except alerts (`insert_alerts`): the gateway's tests choose their values, which the write path
+derives from the polls.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import grpc
 import httpx
+import psycopg
 import pytest
 import pytest_asyncio
 
@@ -23,7 +26,7 @@ from services.common.config import Env
 from services.common.database import scratch_database
 from services.common.metrics import MetricsEndpoint
 from services.common.net import free_port
-from services.common.nztime import utc_now
+from services.common.nztime import nz_date, nz_midnight, utc_now
 from services.common.proto.raceday.v1 import race_pb2, writer_pb2, writer_pb2_grpc
 from services.common.server import RunningServer, ServiceApp, start_server
 from services.common.service_apps import create_app
@@ -268,6 +271,49 @@ async def seed_day(stack: Stack, prefix: str) -> SeededDay:
         quiet_race=quiet.race.race_id,
         other_day_meeting=ids["m3"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One race_alerts row to insert."""
+
+    race_id: str
+    entrant_id: str
+    kind: str
+    time_interval: int
+    value: float
+    polled_at: datetime
+
+
+def earlier_today(now: datetime, minutes: float) -> datetime:
+    """`minutes` before `now`, but not before today's NZ midnight: alerts the default window (today)
+    holds whatever the time of day the tests run at."""
+    return max(now - timedelta(minutes=minutes), nz_midnight(nz_date(now)))
+
+
+async def insert_alerts(database_url: str, rows: list[AlertRow]) -> list[int]:
+    """Store alerts as the writer does (in order, so ids grow with the list); their ids."""
+    ids: list[int] = []
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for row in rows:
+            previous = row.time_interval + (5 if row.time_interval >= 5 else 1)
+            cur = await conn.execute(
+                "INSERT INTO race_alerts (race_id, entrant_id, kind, time_interval, previous_interval, value,"
+                " polled_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING alert_id",
+                (
+                    row.race_id,
+                    row.entrant_id,
+                    row.kind,
+                    row.time_interval,
+                    previous,
+                    row.value,
+                    row.polled_at,
+                ),
+            )
+            found = await cur.fetchone()
+            assert found is not None
+            ids.append(int(found[0]))
+    return ids
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest_asyncio
 
 from services.common.nztime import nz_date
 from services.gateway.app import GatewayApp
-from tests.gateway.conftest import Stack, health_when, start_service
+from tests.gateway import golden
+from tests.gateway.conftest import AlertRow, Stack, earlier_today, health_when, insert_alerts, start_service
 from tests.gateway.contract import SchemaChecker, assert_nz_timestamps
 
 TIMESTAMP_RE = re.compile(r"\.\d{3}[+-]\d{2}:\d{2}$")
@@ -603,6 +605,159 @@ async def test_alert_config_body_errors(seeded_stack: Stack) -> None:
     assert chunked.status_code == 413 and chunked.json()["error"] == "Request body too large"
 
 
+# --- alerts ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SeededAlerts:
+    """Alerts stored for the seeded day: ids in insertion order (ids grow with it)."""
+
+    today: list[int]
+    yesterday: int
+    values: dict[int, float]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def seeded_alerts(seeded_stack: Stack, module_database_url: str) -> SeededAlerts:
+    """Four alerts of today in two races and one of yesterday (outside the default window)."""
+    seeded = day(seeded_stack)
+    live = seeded.races[seeded.live_race].runners
+    final = seeded.races[seeded.final_race].runners
+    now = seeded_stack.now
+    rows = [
+        AlertRow(seeded.live_race, live[3].entrant_id, "win_money", 15, 7.0, now - timedelta(days=1)),
+        AlertRow(seeded.final_race, final[0].entrant_id, "win_money", 2, 55.5, earlier_today(now, 22)),
+        AlertRow(seeded.live_race, live[1].entrant_id, "win_money", 10, 12.5, earlier_today(now, 9)),
+        AlertRow(seeded.live_race, live[1].entrant_id, "win_price", 10, 18.0, earlier_today(now, 9)),
+        AlertRow(seeded.live_race, live[2].entrant_id, "place_money", 5, 5.0, earlier_today(now, 4)),
+    ]
+    ids = await insert_alerts(module_database_url, rows)
+    return SeededAlerts(ids[1:], ids[0], {i: row.value for i, row in zip(ids, rows, strict=True)})
+
+
+async def test_alerts_of_today_newest_first_classified_for_the_user(
+    seeded_stack: Stack, checker: SchemaChecker, seeded_alerts: SeededAlerts
+) -> None:
+    seeded = day(seeded_stack)
+    template = "/api/alerts"
+    body = await get_ok(seeded_stack, checker, template, template)
+    assert [item["alert_id"] for item in body["alerts"]] == seeded_alerts.today[::-1]
+    assert body["total"] == 4 and body["limit"] == 100 and body["next_cursor"] is None
+    assert body["user_id"] == "Default User" and body["race_id"] is None
+    # The default window: today's NZ racing day from its midnight.
+    assert body["since"] == f"{nz_date(seeded_stack.now).isoformat()}T00:00:00.000" + body["since"][-6:]
+    newest = body["alerts"][0]
+    live = seeded.races[seeded.live_race]
+    assert newest["race_id"] == seeded.live_race and newest["race_number"] == 2
+    assert newest["meeting_name"] == "Awapuni" and newest["race_name"] == live.race.name
+    assert (newest["runner_number"], newest["runner_name"]) == (3, live.runners[2].name)
+    assert (newest["kind"], newest["time_interval"], newest["previous_interval"]) == ("place_money", 5, 10)
+    # Each alert carries the default user's classification (5 is the first range's min; 55.5 the last's).
+    classes = {item["alert_id"]: item["indicator"] for item in body["alerts"]}
+    assert [classes[i]["display_order"] for i in seeded_alerts.today] == [6, 2, 3, 1]
+    assert classes[seeded_alerts.today[0]] == {"display_order": 6, "color": "#F3E8FF", "label": "50%+"}
+    assert classes[seeded_alerts.today[3]] == {"display_order": 1, "color": "#E5E7EB", "label": "5–10%"}
+    # The classifier's golden "default" config is the writer's default configuration.
+    config = await get_ok(seeded_stack, checker, "/api/user-alert-configs", "/api/user-alert-configs")
+    expected = golden.load(golden.CLASSIFICATION)["configs"]["default"]["indicators"]
+    assert [{key: item[key] for key in expected[0]} for item in config["indicators"]] == expected
+
+
+async def test_alerts_of_a_user_who_disabled_a_range(
+    seeded_stack: Stack, checker: SchemaChecker, seeded_alerts: SeededAlerts
+) -> None:
+    template = "/api/alerts"
+    saved = await seeded_stack.http.post(
+        "/api/user-alert-configs",
+        json={
+            "userId": "alerts-picky",
+            "indicators": [
+                {
+                    "displayOrder": 1,
+                    "percentageRangeMin": 5,
+                    "percentageRangeMax": 10,
+                    "color": "#E5E7EB",
+                    "enabled": False,
+                },
+                {"displayOrder": 6, "percentageRangeMin": 50, "color": "#123456"},
+            ],
+        },
+    )
+    assert saved.status_code == 200, saved.text
+    body = await get_ok(seeded_stack, checker, template, template, userId="alerts-picky")
+    # The 5.0 alert is only in the disabled range: not served to this user.
+    assert [item["alert_id"] for item in body["alerts"]] == seeded_alerts.today[:3][::-1]
+    assert body["user_id"] == "alerts-picky"
+    assert body["alerts"][-1]["indicator"] == {"display_order": 6, "color": "#123456", "label": "50%+"}
+    # A page a disabled range thins out still carries on to the older alerts.
+    first = await get_ok(seeded_stack, checker, template, template, user_id="alerts-picky", limit=2)
+    assert [item["alert_id"] for item in first["alerts"]] == seeded_alerts.today[1:3][::-1]
+    assert first["next_cursor"] == str(seeded_alerts.today[1])
+    rest = await get_ok(
+        seeded_stack,
+        checker,
+        template,
+        template,
+        user_id="alerts-picky",
+        limit=2,
+        cursor=first["next_cursor"],
+    )
+    assert [item["alert_id"] for item in rest["alerts"]] == [seeded_alerts.today[0]]
+    assert rest["next_cursor"] is None
+
+
+async def test_alerts_window_race_and_pages(
+    seeded_stack: Stack, checker: SchemaChecker, seeded_alerts: SeededAlerts
+) -> None:
+    seeded = day(seeded_stack)
+    template = "/api/alerts"
+    since = (seeded_stack.now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    everything = await get_ok(seeded_stack, checker, template, template, since=since)
+    assert [item["alert_id"] for item in everything["alerts"]][-1] == seeded_alerts.yesterday
+    assert everything["since"].endswith(("+12:00", "+13:00"))
+    live = await get_ok(seeded_stack, checker, template, template, raceId=seeded.live_race)
+    assert {item["race_id"] for item in live["alerts"]} == {seeded.live_race} and live["total"] == 3
+    assert live["race_id"] == seeded.live_race
+    none = await get_ok(seeded_stack, checker, template, template, race_id=seeded.quiet_race)
+    assert none["alerts"] == [] and none["next_cursor"] is None
+    collected: list[int] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"since": since, "limit": 2}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = await get_ok(seeded_stack, checker, template, template, **params)
+        collected += [item["alert_id"] for item in page["alerts"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert cursor == str(page["alerts"][-1]["alert_id"])
+    assert collected == [item["alert_id"] for item in everything["alerts"]]
+    later = await get_ok(seeded_stack, checker, template, template, since="2999-01-01T00:00:00+13:00")
+    assert later["alerts"] == [] and later["since"] == "2999-01-01T00:00:00.000+13:00"
+    clamped = await get_ok(seeded_stack, checker, template, template, limit=100000)
+    assert clamped["limit"] == 500
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=soon",
+        "since=2025-07-17T10:00:00",  # no offset
+        "since=2025-07-17",
+        "limit=ten",
+        "cursor=1.5",
+        f"user_id={'x' * 101}",
+        "user_id=a&userId=b",
+        "limit=5&limit=6",
+        f"race_id={'r' * 65}",
+    ],
+)
+async def test_alerts_parameter_errors(seeded_stack: Stack, query: str) -> None:
+    body = await error(seeded_stack, "GET", f"/api/alerts?{query}", 400)
+    assert body["error"]
+
+
 # --- transport: errors, headers, compression, caching ---------------------------------------------
 
 
@@ -679,6 +834,7 @@ async def test_openapi_document_matches_the_routes(seeded_stack: Stack) -> None:
         "/api/race-results",
         "/api/money-flow-timeline",
         "/api/backtest",
+        "/api/alerts",
         "/api/user-alert-configs",
         "/api/user-alert-configs/reset",
         "/api/stream",

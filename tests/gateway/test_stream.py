@@ -15,16 +15,18 @@ from typing import Any
 
 import grpc
 import httpx
+from prometheus_client import REGISTRY
 
 from services.common.health import wait_serving
 from services.common.net import free_port
 from services.common.nztime import utc_now
-from services.common.proto.raceday.v1 import writer_pb2_grpc
+from services.common.proto.raceday.v1 import writer_pb2, writer_pb2_grpc
 from services.common.supervisor import ProcessSpec, Supervisor
+from services.common.timestamps import datetime_to_ts
 from services.gateway import sample
 from services.gateway.stream import Change, ChangeHub
 from tests.e2e.stack import http_get, metric_values, wait_for
-from tests.gateway.conftest import BASE_ENV
+from tests.gateway.conftest import BASE_ENV, AlertRow, insert_alerts, running_stack
 
 
 @dataclass
@@ -218,3 +220,110 @@ async def test_a_reconnecting_client_gets_what_it_missed_or_a_reset() -> None:
     hub._upstream(False)
     assert (await anext(stream)).startswith(b"event: reset\n")
     assert not hub.buffer
+
+
+async def read_any(response: httpx.Response, count: int) -> list[Event]:
+    """The first `count` events of any kind (comments skipped), alert events included."""
+    events: list[Event] = []
+    kind, event_id, data = "message", None, ""
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("id: "):
+            event_id = int(line[len("id: ") :])
+        elif line.startswith("data: "):
+            data = line[len("data: ") :]
+        elif line == "" and data:
+            events.append(Event(kind, event_id, json.loads(data)))
+            if len(events) == count:
+                return events
+            kind, event_id, data = "message", None, ""
+    return events
+
+
+async def test_alerts_reach_the_clients_that_asked_for_them_classified_for_their_user(
+    fresh_database_url: str,
+) -> None:
+    async with running_stack(fresh_database_url) as stack:
+        hub = stack.gateway.hub
+        assert hub is not None
+        one, two = _race_builders("alerts")
+        for builder in (one, two):
+            update = builder.poll(
+                utc_now(), holds=sample.holds_for(builder.runners, 0), win_pool=900_000, place_pool=300_000
+            )
+            await sample.write(stack.writer, update)
+        saved = await stack.http.post(
+            "/api/user-alert-configs",
+            json={
+                "user_id": "stream-picky",
+                "indicators": [
+                    {
+                        "display_order": order,
+                        "percentage_range_min": low,
+                        "percentage_range_max": high,
+                        "color": "#E5E7EB",
+                        "enabled": False,
+                    }
+                    for order, low, high in ((1, 5, 10), (2, 10, 15), (3, 15, 20), (4, 20, 25), (5, 25, 50))
+                ],
+            },
+        )
+        assert saved.status_code == 200
+        await asyncio.wait_for(hub.connected.wait(), timeout=30)  # the alert baseline precedes it
+        for bad in ({"alerts": "maybe"}, {"alerts": "1", "userId": "x" * 101}):
+            assert (await stack.http.get("/api/stream", params=bad)).status_code == 400
+        pushed_before = REGISTRY.get_sample_value("raceday_stream_alerts_pushed_total") or 0.0
+        base = stack.base_url
+        async with (
+            sse(base, {}) as plain,
+            sse(base, {"alerts": "1"}) as everything,
+            sse(base, {"alerts": "true", "userId": "stream-picky", "race_id": one.race.race_id}) as picky,
+        ):
+            readers = [
+                asyncio.create_task(read_any(plain, 2)),
+                asyncio.create_task(read_any(everything, 5)),
+                asyncio.create_task(read_any(picky, 3)),
+            ]
+            now = utc_now()
+            ids = await insert_alerts(
+                fresh_database_url,
+                [
+                    AlertRow(one.race.race_id, one.runners[1].entrant_id, "win_money", 15, 7.0, now),
+                    AlertRow(one.race.race_id, one.runners[2].entrant_id, "win_price", 15, 60.0, now),
+                    AlertRow(two.race.race_id, two.runners[0].entrant_id, "place_money", 35, 20.0, now),
+                ],
+            )
+            # The writer announces the write that stored them (RaceChange.alerts), once.
+            change = writer_pb2.RaceChange(
+                id=10_000,
+                race_id=one.race.race_id,
+                meeting_id=one.meeting.meeting_id,
+                status="open",
+                alerts=3,
+            )
+            change.polled_at.CopyFrom(datetime_to_ts(now))
+            change.committed_at.CopyFrom(datetime_to_ts(now))
+            hub.receive(change)
+            # A later poll without alerts: a real commit, after the alert events on every stream.
+            await asyncio.sleep(0.5)
+            update = one.poll(
+                utc_now(), holds=sample.holds_for(one.runners, 1), win_pool=950_000, place_pool=310_000
+            )
+            await sample.write(stack.writer, update)
+            plain_events, all_events, picky_events = await asyncio.wait_for(
+                asyncio.gather(*readers), timeout=60
+            )
+
+    assert [event.kind for event in plain_events] == ["race", "race"]  # never an alert unless asked
+    assert [event.kind for event in all_events] == ["race", "alert", "alert", "alert", "race"]
+    alerts = [event for event in all_events if event.kind == "alert"]
+    assert [event.data["alert_id"] for event in alerts] == ids  # oldest first
+    assert all(event.id is None and event.data["indicator"] is None for event in alerts)
+    assert alerts[1].data["runner_name"] == one.runners[2].name and alerts[1].data["value"] == 60.0
+    # The picky user's stream: its race only, and only what its one enabled range (50%+) holds.
+    assert [event.kind for event in picky_events] == ["race", "alert", "race"]
+    assert picky_events[1].data["alert_id"] == ids[1]
+    assert picky_events[1].data["indicator"] == {"display_order": 6, "color": "#F3E8FF", "label": "50%+"}
+    pushed = REGISTRY.get_sample_value("raceday_stream_alerts_pushed_total") or 0.0
+    assert pushed - pushed_before == 4

@@ -12,7 +12,7 @@ import pytest
 from services.writer import schedule, state
 from services.writer.db import Database
 from services.writer.maintenance import PartitionMaintainer
-from services.writer.queries import alerts, entrants, meetings, pools, races, status, timeline
+from services.writer.queries import alert_feed, alerts, entrants, meetings, pools, races, status, timeline
 from tests.writer.builder import START, ensure, minutes_before, new_race, poll, write
 
 MF_INDEX = "money_flow_history_2025_07_17_entrant_id_time_interval_even_idx"
@@ -98,6 +98,24 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("alert configs", alerts.SELECT_SQL, {"user_id": "u"}, ("user_alert_configs_user_order_key",)),
     ("alert settings", alerts.AUDIBLE_SQL, {"user_id": "u"}, ("user_alert_settings_pkey",)),
     ("status", status.LAST_WRITE_SQL, {}, ("race_polls_written_at_idx",)),
+    (
+        "alerts of a day",
+        alert_feed.list_alerts_sql("since", "cursor"),
+        {"since": START - timedelta(hours=12), "cursor": 10**9, "limit": 100},
+        ("race_alerts_polled_at_idx",),
+    ),
+    (
+        "alerts of a race",
+        alert_feed.list_alerts_sql("since", "race_id"),
+        {"since": START - timedelta(hours=12), "race_id": "R", "limit": 100},
+        ("race_alerts_race_id_entrant_id_kind_time_interval_key",),
+    ),
+    (
+        "alerts after",
+        alert_feed.list_alerts_sql("after_id"),
+        {"after_id": 5, "limit": 500},
+        ("race_alerts_pkey",),
+    ),
 ]
 
 

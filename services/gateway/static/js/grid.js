@@ -9,6 +9,7 @@ import {
   pickIndicator,
   rangeLabel,
   timelineColumns,
+  winPrice,
 } from "./indicators.js";
 
 const wholeNumber = new Intl.NumberFormat("en-NZ", { maximumFractionDigits: 0 });
@@ -17,11 +18,6 @@ function incrementText(cents, isBaseline) {
   if (cents === null || cents === undefined || cents <= 0) return null;
   const value = wholeNumber.format(centsToDollars(cents));
   return isBaseline ? `$${value}` : `+$${value}`;
-}
-
-function priceOf(doc) {
-  if (!doc) return null;
-  return doc.fixed_win_odds ?? doc.pool_win_odds ?? null;
 }
 
 export class EntrantsGrid {
@@ -56,7 +52,7 @@ export class EntrantsGrid {
     const activeIds = active.map((entrant) => entrant.entrant_id);
     const amountKey = view === "place" ? "incremental_place_amount" : "incremental_win_amount";
     const values = view === "odds"
-      ? oddsIndicatorValues(this.columns, activeIds, (id, column) => priceOf(timeline.cell(id, column)))
+      ? oddsIndicatorValues(this.columns, activeIds, (id, column) => winPrice(timeline.cell(id, column)))
       : moneyIndicatorValues(this.columns, activeIds, (id, column) => {
         const doc = timeline.cell(id, column);
         return doc ? doc[amountKey] : null;
@@ -176,7 +172,7 @@ export class EntrantsGrid {
     };
     let text = null;
     if (doc) {
-      text = view === "odds" ? (priceOf(doc) === null ? null : odds(doc.fixed_win_odds ?? doc.pool_win_odds))
+      text = view === "odds" ? (winPrice(doc) === null ? null : odds(winPrice(doc)))
         : incrementText(doc[amountKey], doc.is_baseline);
       attributes["data-doc-id"] = doc.id;
       if (doc.is_baseline && view !== "odds") attributes.class += " baseline";

@@ -64,6 +64,12 @@ export function moneyIndicatorValues(columns, runnerIds, amount) {
   return values;
 }
 
+// A timeline document's win price: the fixed odds, else the tote's (null when neither is known).
+export function winPrice(doc) {
+  if (!doc) return null;
+  return doc.fixed_win_odds ?? doc.pool_win_odds ?? null;
+}
+
 // Odds view: the percentage shortening of the win price from the previous column.
 export function oddsIndicatorValues(columns, runnerIds, price) {
   const values = new Map();

@@ -5,10 +5,13 @@ const RECONNECT_START_MS = 3000;
 const RECONNECT_MAX_MS = 60000;
 
 export class LiveStream extends EventTarget {
-  // races: the race ids to follow (empty: every race).
-  constructor(races) {
+  // races: the race ids to follow (empty: every race). With `alerts`, the stream also carries the
+  // alerts of those races ("alert" events), classified for `userId` when one is given.
+  constructor(races, { alerts = false, userId = null } = {}) {
     super();
     this.races = races;
+    this.alerts = alerts;
+    this.userId = userId;
     this.source = null;
     this.timer = null;
     this.failures = 0;
@@ -26,8 +29,14 @@ export class LiveStream extends EventTarget {
 
   open() {
     clearTimeout(this.timer);
-    const query = this.races.length ? `?race_ids=${encodeURIComponent(this.races.join(","))}` : "";
-    const source = new EventSource(`/api/stream${query}`);
+    const params = new URLSearchParams();
+    if (this.races.length) params.set("race_ids", this.races.join(","));
+    if (this.alerts) {
+      params.set("alerts", "1");
+      if (this.userId) params.set("user_id", this.userId);
+    }
+    const query = params.toString();
+    const source = new EventSource(`/api/stream${query ? `?${query}` : ""}`);
     this.source = source;
     source.addEventListener("open", () => {
       this.failures = 0;
@@ -43,6 +52,15 @@ export class LiveStream extends EventTarget {
         return;
       }
       this.dispatchEvent(new CustomEvent("change", { detail: change }));
+    });
+    source.addEventListener("alert", (message) => {
+      let alert;
+      try {
+        alert = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      this.dispatchEvent(new CustomEvent("alert", { detail: alert }));
     });
     source.addEventListener("reset", () => this.dispatchEvent(new Event("resync")));
     source.addEventListener("error", () => {

@@ -1,5 +1,6 @@
 // Boot: route by path, start the header widgets, health checks and the connection badge.
 
+import { AlertsFeed } from "./alerts.js";
 import { checkHealth, connection } from "./api.js";
 import { AudibleAlerts } from "./audio.js";
 import { serverClock } from "./clock.js";
@@ -14,17 +15,31 @@ const HEALTH_MS = 60000;
 const MIN_RETRY_GAP_MS = 5000;
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
-function route() {
-  const match = window.location.pathname.match(/^\/race\/([^/]+)\/?$/);
-  if (match) return new RaceView(document.getElementById("race-view"), decodeURIComponent(match[1]));
-  if (window.location.pathname === "/" || window.location.pathname === "") {
-    return new MeetingsView(document.getElementById("meetings-view"));
+// The page for the path, and the alerts feed it shows (the meetings page's panel, or the whole
+// /alerts page), if any.
+function route(onSound) {
+  const path = window.location.pathname;
+  const match = path.match(/^\/race\/([^/]+)\/?$/);
+  if (match) return { page: new RaceView(document.getElementById("race-view"), decodeURIComponent(match[1])) };
+  if (path === "/" || path === "") {
+    const feed = new AlertsFeed($("alerts-panel"), { limit: 20, show: 8, onSound });
+    return { page: new MeetingsView(document.getElementById("meetings-view")), feed };
   }
-  return null;
+  if (path === "/alerts" || path === "/alerts/") {
+    document.title = "Alerts · Raceday";
+    const page = new AlertsFeed(document.getElementById("alerts-view"), { limit: 100, onSound });
+    return { page, feed: null };
+  }
+  return { page: null };
 }
 
 function boot() {
-  const page = route();
+  const audible = new AudibleAlerts();
+  // Browsers start audio only after a user gesture: the first click or key press on the page allows it.
+  for (const kind of ["pointerdown", "keydown"]) {
+    document.addEventListener(kind, () => audible.unlock(), { once: true, capture: true });
+  }
+  const { page, feed } = route(() => audible.beep());
   if (!page) {
     document.getElementById("error-view").hidden = false;
     $("error-message").textContent = "Unknown page.";
@@ -35,9 +50,8 @@ function boot() {
     return HEALTH_MS;
   });
   const nextRace = new NextRaceButton($("next-race-button"));
-  const audible = new AudibleAlerts();
   const settings = new SettingsDialog($("alert-settings-dialog"));
-  const pollers = [health, nextRace.poller, page && page.poller].filter(Boolean);
+  const pollers = [health, nextRace.poller, page && page.poller, feed && feed.poller].filter(Boolean);
 
   const badge = $("connection-badge");
   const panel = $("disconnected-panel");
@@ -107,6 +121,7 @@ function boot() {
   loadConfig.start();
   nextRace.start();
   if (page) page.start();
+  if (feed) feed.start();
   tick();
   setInterval(tick, 1000);
 }

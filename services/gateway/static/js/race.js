@@ -4,6 +4,7 @@
 import { ApiError, getJSON } from "./api.js";
 import { serverClock } from "./clock.js";
 import { countdown, dollars, el, nzClock, nzTime, odds, titleCase, toMs } from "./format.js";
+import { RaceChart } from "./chart.js";
 import { EntrantsGrid } from "./grid.js";
 import { LiveStream } from "./live.js";
 import { Poller } from "./poller.js";
@@ -43,6 +44,7 @@ export class RaceView {
     this.view = ["win", "place", "odds"].includes(localStorage.getItem(VIEW_KEY)) ? localStorage.getItem(VIEW_KEY) : "win";
     this.timeline = new TimelineStore(raceId);
     this.grid = new EntrantsGrid(root.querySelector('[data-testid="entrants-grid"]'));
+    this.chart = new RaceChart(root.querySelector('[data-testid="race-chart"]'));
     this.poller = new Poller("race", () => this.refresh());
     // The push says when this race has a new poll; the poller's cadence remains the fallback.
     this.live = new LiveStream([raceId]);
@@ -137,6 +139,7 @@ export class RaceView {
     this.renderHeader();
     this.renderNavigation();
     this.renderGrid();
+    this.chart.render({ entrants: this.entrants, timeline: this.timeline });
     this.renderPools();
     this.renderResults();
     this.root.dataset.loaded = "true";

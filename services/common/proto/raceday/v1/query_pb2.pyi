@@ -1045,3 +1045,148 @@ class GetBacktestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBacktestResponse: _TypeAlias = GetBacktestResponse  # noqa: Y015
+
+@_typing.final
+class ListAlertsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SINCE_FIELD_NUMBER: _builtins.int
+    RACE_ID_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    AFTER_ID_FIELD_NUMBER: _builtins.int
+    race_id: _builtins.str
+    """Only this race's alerts (absent: every race; an unknown race has none)."""
+    cursor: _builtins.int
+    """Paging newest first: only alerts with a smaller alert_id."""
+    limit: _builtins.int
+    """1..500; 0 means 100."""
+    after_id: _builtins.int
+    """Only alerts with a greater alert_id (what was stored after an alert already seen)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only alerts of polls observed at or after this instant (absent: any)."""
+
+    def __init__(
+        self,
+        *,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        race_id: _builtins.str | None = ...,
+        cursor: _builtins.int | None = ...,
+        limit: _builtins.int = ...,
+        after_id: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "_cursor", b"_cursor", "_race_id", b"_race_id", "_since", b"_since", "after_id", b"after_id", "cursor", b"cursor", "race_id", b"race_id", "since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_id", b"_after_id", "_cursor", b"_cursor", "_race_id", b"_race_id", "_since", b"_since", "after_id", b"after_id", "cursor", b"cursor", "limit", b"limit", "race_id", b"race_id", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__after_id: _TypeAlias = _typing.Literal["after_id"]  # noqa: Y015
+    _WhichOneofArgType__after_id: _TypeAlias = _typing.Literal["_after_id", b"_after_id"]  # noqa: Y015
+    _WhichOneofReturnType__cursor: _TypeAlias = _typing.Literal["cursor"]  # noqa: Y015
+    _WhichOneofArgType__cursor: _TypeAlias = _typing.Literal["_cursor", b"_cursor"]  # noqa: Y015
+    _WhichOneofReturnType__race_id: _TypeAlias = _typing.Literal["race_id"]  # noqa: Y015
+    _WhichOneofArgType__race_id: _TypeAlias = _typing.Literal["_race_id", b"_race_id"]  # noqa: Y015
+    _WhichOneofReturnType__since: _TypeAlias = _typing.Literal["since"]  # noqa: Y015
+    _WhichOneofArgType__since: _TypeAlias = _typing.Literal["_since", b"_since"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after_id) -> _WhichOneofReturnType__after_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cursor) -> _WhichOneofReturnType__cursor | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__race_id) -> _WhichOneofReturnType__race_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__since) -> _WhichOneofReturnType__since | None: ...
+
+Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
+
+@_typing.final
+class RaceAlert(_message.Message):
+    """One stored move of a runner (a share rise in points or a price shortening in percent)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    RACE_ID_FIELD_NUMBER: _builtins.int
+    RACE_NAME_FIELD_NUMBER: _builtins.int
+    RACE_NUMBER_FIELD_NUMBER: _builtins.int
+    MEETING_ID_FIELD_NUMBER: _builtins.int
+    MEETING_NAME_FIELD_NUMBER: _builtins.int
+    ENTRANT_ID_FIELD_NUMBER: _builtins.int
+    RUNNER_NUMBER_FIELD_NUMBER: _builtins.int
+    RUNNER_NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TIME_INTERVAL_FIELD_NUMBER: _builtins.int
+    PREVIOUS_INTERVAL_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    POLLED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.int
+    """Grows in commit order."""
+    race_id: _builtins.str
+    race_name: _builtins.str
+    race_number: _builtins.int
+    meeting_id: _builtins.str
+    meeting_name: _builtins.str
+    entrant_id: _builtins.str
+    runner_number: _builtins.int
+    runner_name: _builtins.str
+    kind: _builtins.str
+    """win_money, place_money or win_price."""
+    time_interval: _builtins.int
+    """The timeline column the move happened in, and the column it is measured from."""
+    previous_interval: _builtins.int
+    value: _builtins.float
+    @_builtins.property
+    def polled_at(self) -> _timestamp_pb2.Timestamp:
+        """The poll that made the move, and when the alert was stored."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.int = ...,
+        race_id: _builtins.str = ...,
+        race_name: _builtins.str = ...,
+        race_number: _builtins.int = ...,
+        meeting_id: _builtins.str = ...,
+        meeting_name: _builtins.str = ...,
+        entrant_id: _builtins.str = ...,
+        runner_number: _builtins.int = ...,
+        runner_name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        time_interval: _builtins.int = ...,
+        previous_interval: _builtins.int = ...,
+        value: _builtins.float = ...,
+        polled_at: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "polled_at", b"polled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "created_at", b"created_at", "entrant_id", b"entrant_id", "kind", b"kind", "meeting_id", b"meeting_id", "meeting_name", b"meeting_name", "polled_at", b"polled_at", "previous_interval", b"previous_interval", "race_id", b"race_id", "race_name", b"race_name", "race_number", b"race_number", "runner_name", b"runner_name", "runner_number", b"runner_number", "time_interval", b"time_interval", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RaceAlert: _TypeAlias = RaceAlert  # noqa: Y015
+
+@_typing.final
+class ListAlertsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaceAlert]:
+        """Newest first (alert_id descending); at most `limit`."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___RaceAlert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015

@@ -116,6 +116,11 @@ class QueryServiceStub:
                 request_serializer=raceday_dot_v1_dot_query__pb2.GetBacktestRequest.SerializeToString,
                 response_deserializer=raceday_dot_v1_dot_query__pb2.GetBacktestResponse.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/raceday.v1.QueryService/ListAlerts',
+                request_serializer=raceday_dot_v1_dot_query__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=raceday_dot_v1_dot_query__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -221,6 +226,14 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Stored alerts (race_alerts: moves of at least 5), newest first, unclassified: users' indicator
+        ranges classify them where they are served (the gateway).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +316,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.GetBacktest,
                     request_deserializer=raceday_dot_v1_dot_query__pb2.GetBacktestRequest.FromString,
                     response_serializer=raceday_dot_v1_dot_query__pb2.GetBacktestResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=raceday_dot_v1_dot_query__pb2.ListAlertsRequest.FromString,
+                    response_serializer=raceday_dot_v1_dot_query__pb2.ListAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -739,6 +757,33 @@ class QueryService:
             '/raceday.v1.QueryService/GetBacktest',
             raceday_dot_v1_dot_query__pb2.GetBacktestRequest.SerializeToString,
             raceday_dot_v1_dot_query__pb2.GetBacktestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raceday.v1.QueryService/ListAlerts',
+            raceday_dot_v1_dot_query__pb2.ListAlertsRequest.SerializeToString,
+            raceday_dot_v1_dot_query__pb2.ListAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class QueryServiceStub:
     ResetAlertConfig: _grpc.UnaryUnaryMultiCallable[_query_pb2.ResetAlertConfigRequest, _query_pb2.ResetAlertConfigResponse]
     GetBacktest: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetBacktestRequest, _query_pb2.GetBacktestResponse]
     """How the runners with the most Win money late finished (services/writer/backtest.py)."""
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_query_pb2.ListAlertsRequest, _query_pb2.ListAlertsResponse]
+    """Stored alerts (race_alerts: moves of at least 5), newest first, unclassified: users' indicator
+    ranges classify them where they are served (the gateway).
+    """
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
@@ -79,6 +83,10 @@ class QueryServiceAsyncStub(QueryServiceStub):
     ResetAlertConfig: _aio.UnaryUnaryMultiCallable[_query_pb2.ResetAlertConfigRequest, _query_pb2.ResetAlertConfigResponse]  # type: ignore[assignment]
     GetBacktest: _aio.UnaryUnaryMultiCallable[_query_pb2.GetBacktestRequest, _query_pb2.GetBacktestResponse]  # type: ignore[assignment]
     """How the runners with the most Win money late finished (services/writer/backtest.py)."""
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_query_pb2.ListAlertsRequest, _query_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """Stored alerts (race_alerts: moves of at least 5), newest first, unclassified: users' indicator
+    ranges classify them where they are served (the gateway).
+    """
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read queries behind the REST contract (spec/rest-api.md), served by the writer.
@@ -198,5 +206,15 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_query_pb2.GetBacktestResponse, _abc.Awaitable[_query_pb2.GetBacktestResponse]]:
         """How the runners with the most Win money late finished (services/writer/backtest.py)."""
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _query_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.ListAlertsResponse, _abc.Awaitable[_query_pb2.ListAlertsResponse]]:
+        """Stored alerts (race_alerts: moves of at least 5), newest first, unclassified: users' indicator
+        ranges classify them where they are served (the gateway).
+        """
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
