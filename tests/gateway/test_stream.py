@@ -38,8 +38,10 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-async def read_events(response: httpx.Response, count: int) -> list[Event]:
-    """The first `count` `race` events of a stream (comments and other events skipped)."""
+async def read_events(
+    response: httpx.Response, count: int, kinds: tuple[str, ...] | None = ("race",)
+) -> list[Event]:
+    """The first `count` events of the given kinds (every kind when None; comments skipped)."""
     events: list[Event] = []
     kind, event_id, data = "message", None, ""
     async for line in response.aiter_lines():
@@ -50,7 +52,7 @@ async def read_events(response: httpx.Response, count: int) -> list[Event]:
         elif line.startswith("data: "):
             data = line[len("data: ") :]
         elif line == "":
-            if kind == "race" and data:
+            if data and (kinds is None or kind in kinds):
                 events.append(Event(kind, event_id, json.loads(data)))
                 if len(events) == count:
                     return events
@@ -222,25 +224,6 @@ async def test_a_reconnecting_client_gets_what_it_missed_or_a_reset() -> None:
     assert not hub.buffer
 
 
-async def read_any(response: httpx.Response, count: int) -> list[Event]:
-    """The first `count` events of any kind (comments skipped), alert events included."""
-    events: list[Event] = []
-    kind, event_id, data = "message", None, ""
-    async for line in response.aiter_lines():
-        if line.startswith("event: "):
-            kind = line[len("event: ") :]
-        elif line.startswith("id: "):
-            event_id = int(line[len("id: ") :])
-        elif line.startswith("data: "):
-            data = line[len("data: ") :]
-        elif line == "" and data:
-            events.append(Event(kind, event_id, json.loads(data)))
-            if len(events) == count:
-                return events
-            kind, event_id, data = "message", None, ""
-    return events
-
-
 async def test_alerts_reach_the_clients_that_asked_for_them_classified_for_their_user(
     fresh_database_url: str,
 ) -> None:
@@ -281,9 +264,9 @@ async def test_alerts_reach_the_clients_that_asked_for_them_classified_for_their
             sse(base, {"alerts": "true", "userId": "stream-picky", "race_id": one.race.race_id}) as picky,
         ):
             readers = [
-                asyncio.create_task(read_any(plain, 2)),
-                asyncio.create_task(read_any(everything, 5)),
-                asyncio.create_task(read_any(picky, 3)),
+                asyncio.create_task(read_events(plain, 2, None)),
+                asyncio.create_task(read_events(everything, 5, None)),
+                asyncio.create_task(read_events(picky, 3, None)),
             ]
             now = utc_now()
             ids = await insert_alerts(
