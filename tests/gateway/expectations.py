@@ -21,7 +21,7 @@ def cell_text(doc: Mapping[str, Any] | None, view: str) -> str:
     if doc is None:
         return "—"
     if view == "odds":
-        price = doc["fixed_win_odds"] if doc["fixed_win_odds"] is not None else doc["pool_win_odds"]
+        price = _win_price(doc)
         return "—" if price is None else f"{price:.2f}"
     cents = doc["incremental_place_amount" if view == "place" else "incremental_win_amount"]
     if cents <= 0:
@@ -43,6 +43,14 @@ def pick(indicators: Sequence[Mapping[str, Any]], value: float | None) -> int | 
     return None
 
 
+def _win_price(doc: Mapping[str, Any] | None) -> float | None:
+    """Fixed win odds, else the tote's (a fixed price of 0 is a price, as in indicators.js)."""
+    if doc is None:
+        return None
+    price = doc["fixed_win_odds"] if doc["fixed_win_odds"] is not None else doc["pool_win_odds"]
+    return None if price is None else float(price)
+
+
 def expected_indicators(
     documents: Sequence[Mapping[str, Any]],
     entrants: Sequence[Mapping[str, Any]],
@@ -58,8 +66,7 @@ def expected_indicators(
         for before, now in itertools.pairwise(cols):
             for runner in runners:
                 old, new = cells.get((runner, before)), cells.get((runner, now))
-                old_price = None if old is None else (old["fixed_win_odds"] or old["pool_win_odds"])
-                new_price = None if new is None else (new["fixed_win_odds"] or new["pool_win_odds"])
+                old_price, new_price = _win_price(old), _win_price(new)
                 if old_price is None or new_price is None or old_price <= 0:
                     continue
                 order = pick(indicators, (old_price - new_price) * 100 / old_price)

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
-from services.common.nztime import nz_date
+from services.common.nztime import nz_date, nz_midnight
 from services.gateway import sample
 from tests.gateway.browser.conftest import screenshot
 from tests.gateway.conftest import Stack, running_stack
@@ -28,7 +28,9 @@ WINDOWS = (5, 2, 1)
 async def backtest_stack(module_database_url: str) -> AsyncIterator[Stack]:
     """A stack with three final races of today (late money on different runners)."""
     async with running_stack(module_database_url) as stack:
-        now = stack.now
+        # The three races start 70, 50 and 30 minutes before `now`: just after NZ midnight that is
+        # yesterday, so the day's first 90 minutes take their times from 01:30 instead.
+        now = max(stack.now, nz_midnight(nz_date(stack.now)) + timedelta(minutes=90))
         meeting = sample.build_meeting(f"bt{uuid.uuid4().hex[:6]}", "Trentham", now)
         for number, late_step in ((1, 0), (2, 4), (3, 9)):
             race_id = f"{meeting.meeting_id}-r{number}"
