@@ -75,13 +75,42 @@ def stack(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         yield running
 
 
-def test_a_plunge_is_one_alert_in_the_api_and_the_feed(stack: Stack) -> None:
+def _outsider(stack: Stack, race_id: str, at_s: float) -> int:
+    """The runner number of the race's smallest share of the money at `at_s` (simulated seconds).
+
+    A plunge is a move only against what the runner held in the column before: a favourite may
+    already hold more of the money than the plunge gives it. An outsider, not the model's own
+    plunger and running (not scratched), gains most of the plunge's share.
+    """
+    sim = f"http://127.0.0.1:{stack.tabsim_port}/__sim/races/{race_id}?at={int(at_s * 1000)}"
+    race = _request(sim, "GET")
+    running = [
+        runner
+        for runner in race["state"]["runners"]
+        if not runner["scratched"]
+        and runner["entrant_id"] != race["plunge_entrant_id"]
+        and runner["entrant_id"] not in {item["entrant_id"] for item in race["scratchings"]}
+    ]
+    return int(min(running, key=lambda runner: runner["share"])["runner_number"])
+
+
+def _inject_plunge(stack: Stack) -> dict[str, Any]:
+    """A plunge on an outsider of the next race that can take one; the admin API's view of it."""
     sim = f"http://127.0.0.1:{stack.tabsim_port}/__sim/plunges"
-    plunges = _request(
-        sim, "POST", {"race_id": "next", "runner_number": 1, "share": PLUNGE_SHARE, "bucket": PLUNGE_BUCKET}
-    )["plunges"]
+    request = {"race_id": "next", "runner_number": 1, "share": PLUNGE_SHARE, "bucket": PLUNGE_BUCKET}
+    (chosen,) = _request(sim, "POST", request)["plunges"]
+    opens = min(window["opens_after"] for window in chosen["windows"])
+    runner_number = _outsider(stack, chosen["race_id"], opens)
+    _request(sim, "DELETE")
+    request |= {"race_id": chosen["race_id"], "runner_number": runner_number}
+    plunges = _request(sim, "POST", request)["plunges"]
     assert len(plunges) == 1, plunges
-    plunge = plunges[0]
+    plunge: dict[str, Any] = plunges[0]
+    return plunge
+
+
+def test_a_plunge_is_one_alert_in_the_api_and_the_feed(stack: Stack) -> None:
+    plunge = _inject_plunge(stack)
 
     # Poll the API while the race runs into the bucket: the alert must be there as soon as its poll
     # has committed, i.e. before the race's next poll commits.
