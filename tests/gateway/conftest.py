@@ -158,6 +158,19 @@ class SeededDay:
     quiet_race: str
     other_day_meeting: str
 
+    def neighbours(self, race_id: str) -> tuple[str | None, str | None]:
+        """The seeded races before and after `race_id` among those of its NZ racing day, in the
+        navigation order (rest-api.md §2.6). Near NZ midnight the seeded races straddle two days,
+        so a neighbour can be on the other side of it: then there is none."""
+        key = {
+            rid: (b.start, b.meeting.meeting_name, b.race.race_number, rid)
+            for rid, b in self.races.items()
+            if nz_date(b.start) == nz_date(self.races[race_id].start)
+        }
+        ordered = sorted(key, key=key.__getitem__)
+        at = ordered.index(race_id)
+        return (ordered[at - 1] if at > 0 else None, ordered[at + 1] if at + 1 < len(ordered) else None)
+
 
 async def health_when(
     stack: Stack, path: str, condition: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0
