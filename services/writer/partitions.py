@@ -345,9 +345,10 @@ async def apply_retention(
 ) -> RetentionReport:
     """Detach (concurrently) and drop every partition of `tables` for NZ dates before today - retention_days.
 
-    With the series tables, also removes the poll identities (race_polls) older than the
-    cutoff; the archive tables have their own retention and touch nothing else. `conn` must be
-    an autocommit connection: DETACH ... CONCURRENTLY cannot run inside a transaction block.
+    With the series tables, also removes the poll identities (race_polls) and the alerts
+    (race_alerts) older than the cutoff; the archive tables have their own retention and touch
+    nothing else. `conn` must be an autocommit connection: DETACH ... CONCURRENTLY cannot run
+    inside a transaction block.
     """
     started = time.perf_counter()
     cutoff = today - timedelta(days=retention_days)
@@ -376,6 +377,8 @@ async def apply_retention(
         if set(tables) & set(SERIES_TABLES):
             lower, _ = nz_day_bounds(cutoff)
             await conn.execute("DELETE FROM race_polls WHERE written_at < %s", (lower,))
+            # Alerts are moves between series rows: they go with the rows they were read from.
+            await conn.execute("DELETE FROM race_alerts WHERE polled_at < %s", (lower,))
     finally:
         await _unlock(conn)
     return RetentionReport(cutoff=cutoff, dropped=dropped, seconds=time.perf_counter() - started)

@@ -164,6 +164,13 @@ async def test_retention_removes_exactly_the_old_partitions(migrated_database_ur
             "('r-old', '2026-03-01 12:00:00+13', '2026-03-01 12:00:00+13'), "
             "('r-old', '2026-04-19 12:00:00+12', '2026-04-19 12:00:00+12')"
         )
+        # Alerts age with the series rows they compare: one polled the day before the cutoff goes,
+        # one polled in the cutoff's first NZ minute stays.
+        await conn.execute(
+            "INSERT INTO race_alerts (race_id, entrant_id, kind, time_interval, previous_interval, value, "
+            "polled_at) VALUES ('r-old', 'e1', 'win_money', 5, 10, 7.5, '2026-03-20 23:59:00+13'), "
+            "('r-old', 'e2', 'win_money', 5, 10, 9.0, '2026-03-21 00:00:00+13')"
+        )
         report = await apply_retention(conn, today, 30)
         assert report.cutoff == date(2026, 3, 21)
         assert sorted(report.dropped) == sorted(
@@ -178,6 +185,8 @@ async def test_retention_removes_exactly_the_old_partitions(migrated_database_ur
         assert await cur.fetchone() == (0,)  # dropped, not just detached
         cur = await conn.execute("SELECT count(*) FROM race_polls")
         assert await cur.fetchone() == (1,)
+        cur = await conn.execute("SELECT entrant_id FROM race_alerts")
+        assert await cur.fetchall() == [("e2",)]
     finally:
         await conn.close()
 
