@@ -1,7 +1,8 @@
 //! Payload bytes as the TAB sent them: as is, or gzip-compressed (HTTP `Content-Encoding`).
 //!
 //! The fetcher forwards a TAB response body without decoding it, so a ~400 KB event crosses
-//! the wire as ~50 KB; it is inflated here, once, where it is parsed.
+//! the wire as ~50 KB; it is inflated here, once, where it is parsed: by libdeflate when it is
+//! one gzip member (`gzip_fast`), else by flate2's streaming reader.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -32,6 +33,11 @@ pub fn inflate<'a>(body: &'a [u8], encoding: &str) -> Result<Cow<'a, [u8]>, Infl
     match encoding {
         "" | "identity" => Ok(Cow::Borrowed(body)),
         "gzip" => {
+            if let Some(out) = crate::gzip_fast::inflate_single_member(body, MAX_INFLATED_BYTES) {
+                return Ok(Cow::Owned(out));
+            }
+            // Several members, or a stream libdeflate refused: read it as a stream, which
+            // also says what is wrong with a bad one.
             let mut out = Vec::with_capacity(body.len().saturating_mul(8));
             MultiGzDecoder::new(body).take(MAX_INFLATED_BYTES + 1).read_to_end(&mut out).map_err(|e| {
                 InflateError::Payload(PayloadError::decode(format!("payload is not valid gzip: {e}")))

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod fields;
+mod gzip_fast;
 pub mod hash;
 pub mod inflate;
 pub mod json;
