@@ -79,18 +79,8 @@ pub fn inflate_single_member(body: &[u8], max_bytes: u64) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use flate2::write::GzEncoder;
-    use flate2::Compression;
-
     use super::*;
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-        let _ = encoder.write_all(data);
-        encoder.finish().unwrap_or_default()
-    }
+    use crate::inflate::gzip;
 
     #[test]
     fn one_member_is_inflated() {

@@ -55,20 +55,19 @@ pub fn inflate<'a>(body: &'a [u8], encoding: &str) -> Result<Cow<'a, [u8]>, Infl
     }
 }
 
+/// `data` as one gzip member (tests of this module and of `gzip_fast`).
 #[cfg(test)]
-mod tests {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
 
-    use flate2::write::GzEncoder;
-    use flate2::Compression;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
 
+#[cfg(test)]
+mod tests {
     use super::*;
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-        let _ = encoder.write_all(data);
-        encoder.finish().unwrap_or_default()
-    }
 
     #[test]
     fn identity_is_borrowed_and_gzip_inflated() {
