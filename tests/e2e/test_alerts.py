@@ -84,13 +84,9 @@ def _outsider(stack: Stack, race_id: str, at_s: float) -> int:
     """
     sim = f"http://127.0.0.1:{stack.tabsim_port}/__sim/races/{race_id}?at={int(at_s * 1000)}"
     race = _request(sim, "GET")
-    running = [
-        runner
-        for runner in race["state"]["runners"]
-        if not runner["scratched"]
-        and runner["entrant_id"] != race["plunge_entrant_id"]
-        and runner["entrant_id"] not in {item["entrant_id"] for item in race["scratchings"]}
-    ]
+    # `scratchings` lists every runner scratched at any time of the day, those scratched now too.
+    excluded = {item["entrant_id"] for item in race["scratchings"]} | {race["plunge_entrant_id"]}
+    running = [runner for runner in race["state"]["runners"] if runner["entrant_id"] not in excluded]
     return int(min(running, key=lambda runner: runner["share"])["runner_number"])
 
 

@@ -15,6 +15,9 @@ use libdeflate_sys::{
 
 /// Header (10 bytes) and trailer (CRC32, ISIZE) of the smallest gzip member.
 const MIN_MEMBER: usize = 18;
+/// DEFLATE cannot expand its input more than about 1032 times: a trailer declaring more lies,
+/// and is not worth the allocation it asks for.
+const MAX_RATIO: u64 = 1032;
 
 /// One libdeflate decompressor (about 32 KB of tables), freed on drop.
 struct Decompressor(NonNull<libdeflate_decompressor>);
@@ -42,7 +45,8 @@ thread_local! {
 pub fn inflate_single_member(body: &[u8], max_bytes: u64) -> Option<Vec<u8>> {
     let trailer: [u8; 4] = body.get(body.len().checked_sub(4)?..)?.try_into().ok()?;
     let declared = u32::from_le_bytes(trailer);
-    if body.len() < MIN_MEMBER || declared == 0 || u64::from(declared) > max_bytes {
+    let most = max_bytes.min((body.len() as u64).saturating_mul(MAX_RATIO));
+    if body.len() < MIN_MEMBER || declared == 0 || u64::from(declared) > most {
         return None;
     }
     let capacity = usize::try_from(declared).ok()?;
