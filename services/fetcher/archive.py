@@ -8,7 +8,10 @@ services/common/payload_archive.py; all of it releases the GIL) and sends the ba
 writer's ArchivePolls. A payload byte for byte as its race's previous one (polled again before
 the TAB refreshed it) is not packed again: it has the same address and frame. When the queue is
 full the payload is dropped, counted (`raceday_archive_dropped_total{reason="queue_full"}`)
-and logged; a batch the writer cannot take after a few tries is dropped the same way
+and logged. A batch the writer cannot take for a transient reason (the database down, a deadline)
+is tried again, with a growing pause, for up to `RACEDAY_ARCHIVE_RETRY_S`, while the queue goes on
+filling: a poll committed just before an outage is archived once the database is back. A batch
+refused for any other reason, or still refused when that time is up, is dropped the same way
 (reason `write_failed`). The archive never slows or blocks a poll.
 """
 
@@ -75,10 +78,19 @@ for _outcome in ("archived", "already_archived"):
 for _reason in ("queue_full", "write_failed", "bad_payload"):
     DROPPED.labels(_reason)
 
-WRITE_ATTEMPTS: Final = 3
 # The packing thread's nice value (Linux: per thread): it takes CPU that polls leave over.
 PACK_NICENESS: Final = 10
+# The pause before a transient failure's next try doubles from the first to the last.
 RETRY_DELAY_S: Final = 0.5
+RETRY_DELAY_MAX_S: Final = 10.0
+TRANSIENT_CODES: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 # At most one drop line per this many seconds (the counter has every drop).
 DROP_LOG_EVERY_S: Final = 10.0
 # Races whose last received payload (as received, and packed) is kept to recognise an unchanged
@@ -97,6 +109,9 @@ class ArchiveSettings:
     deadline_s: float = 10.0
     # How long a batch waits to fill after its first payload: fewer, larger ArchivePolls calls.
     linger_s: float = 1.0
+    # How long a batch the writer refuses for a transient reason is tried again before it is
+    # dropped: longer than a database restart or fail-over, so that an outage loses nothing.
+    retry_s: float = 600.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ArchiveSettings:
@@ -109,6 +124,7 @@ class ArchiveSettings:
             zstd_level=env.integer("RACEDAY_ARCHIVE_ZSTD_LEVEL", DEFAULT_ZSTD_LEVEL, minimum=1, maximum=19),
             deadline_s=env.number("RACEDAY_ARCHIVE_DEADLINE_S", 10.0, minimum=0.1, maximum=300.0),
             linger_s=env.number("RACEDAY_ARCHIVE_LINGER_S", 1.0, minimum=0.0, maximum=60.0),
+            retry_s=env.number("RACEDAY_ARCHIVE_RETRY_S", 600.0, minimum=0.0, maximum=86_400.0),
         )
 
 
@@ -291,20 +307,15 @@ class PollArchiver:
         request = await loop.run_in_executor(self._executor, self._pack, batch)
         if not request.polls:
             return
+        give_up_at = time.monotonic() + self.settings.retry_s
         delay = RETRY_DELAY_S
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        while True:
             try:
                 response: writer_pb2.ArchivePollsResponse = await self._writer.ArchivePolls(
                     request, timeout=self.settings.deadline_s
                 )
             except grpc.aio.AioRpcError as exc:
-                retry = exc.code() in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.StatusCode.ABORTED,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                )
-                if not retry or attempt == WRITE_ATTEMPTS:
+                if exc.code() not in TRANSIENT_CODES or time.monotonic() + delay > give_up_at:
                     self._drop(
                         "write_failed",
                         len(request.polls),
@@ -313,7 +324,7 @@ class PollArchiver:
                     )
                     return
                 await asyncio.sleep(delay)
-                delay *= 2
+                delay = min(delay * 2, RETRY_DELAY_MAX_S)
                 continue
             archived = response.polls_archived
             self.archived += archived

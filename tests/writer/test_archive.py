@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from raceday_core import PayloadDecodeError, inflate_payload
+from services.common.net import free_port
 from services.common.nztime import nz_today
 from services.common.payload_archive import MAX_PAYLOAD_BYTES, ArchiveFormatError, pack, unpack
 from services.common.proto.raceday.v1 import writer_pb2
@@ -239,6 +240,54 @@ async def test_an_unchanged_payload_is_not_packed_again_and_a_full_batch_goes_at
         await archiver.stop()
         await channel.close()
         await server.stop(0)
+
+
+async def test_a_batch_waits_for_a_writer_that_comes_back(
+    db: Database, maintainer: PartitionMaintainer
+) -> None:
+    """A database outage (the writer unreachable) loses no archived poll within RACEDAY_ARCHIVE_RETRY_S."""
+    port = free_port()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    archiver = PollArchiver(channel, ArchiveSettings(batch_max=2, linger_s=0.0, retry_s=60.0))
+    server = grpc.aio.server()
+    add_writer_servicer(WriterServicer(db, maintainer), server)
+    body = gzip.compress(EVENT)
+    try:
+        archiver.start()
+        assert archiver.offer(ReceivedPayload("r1", LATE, body, "gzip"))
+        # Longer than three tries half a second apart: nobody answers for 4 s.
+        await asyncio.sleep(4.0)
+        assert archiver.archived == 0
+        assert archiver.dropped == 0
+        assert archiver.offer(ReceivedPayload("r1", LATE + 15_000, body, "gzip"))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await asyncio.wait_for(archiver.drain(), timeout=30)
+        assert (archiver.archived, archiver.dropped) == (2, 0)
+        async with db.read_connection() as conn:
+            polls = await archived_polls(conn, date(2025, 7, 17), date(2025, 7, 17))
+        assert [p.polled_at for p in polls] == [
+            datetime.fromtimestamp(ms / 1000, UTC) for ms in (LATE, LATE + 15_000)
+        ]
+    finally:
+        await archiver.stop()
+        await channel.close()
+        await server.stop(0)
+
+
+async def test_a_batch_still_refused_when_its_retry_time_is_up_is_dropped_and_counted() -> None:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}")
+    archiver = PollArchiver(channel, ArchiveSettings(linger_s=0.0, retry_s=1.0))
+    dropped_before = DROPPED.labels("write_failed")._value.get()
+    try:
+        archiver.start()
+        assert archiver.offer(ReceivedPayload("r1", LATE, gzip.compress(EVENT), "gzip"))
+        await asyncio.wait_for(archiver.drain(), timeout=30)
+        assert (archiver.archived, archiver.dropped) == (0, 1)
+        assert DROPPED.labels("write_failed")._value.get() == dropped_before + 1
+    finally:
+        await archiver.stop()
+        await channel.close()
 
 
 def test_the_archive_inflates_with_the_rust_core_as_the_transformer_does() -> None:
