@@ -19,12 +19,14 @@ logger = logging.getLogger(__name__)
 
 
 class TransformerApp:
-    """Registers TransformerService; owns the threads the Rust extension runs on."""
+    """Registers TransformerService; owns the threads the Rust extension runs on, if any."""
 
     def __init__(self, env: Env) -> None:
         self.settings = TransformerSettings.from_env(env)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.settings.workers, thread_name_prefix="raceday-transform"
+        self._executor = (
+            ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="raceday-transform")
+            if self.settings.workers
+            else None
         )
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
@@ -43,7 +45,8 @@ class TransformerApp:
 
     async def stop(self) -> None:
         """Release the worker threads once in-flight transforms have finished."""
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
 
 
 def create_app(env: Env) -> TransformerApp:

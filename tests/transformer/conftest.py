@@ -33,8 +33,8 @@ class TransformerServer:
 
 @pytest.fixture(scope="module")
 async def transformer() -> AsyncIterator[TransformerServer]:
-    """The transformer app on an OS-chosen port, with two worker threads."""
-    app = create_app(Env({"RACEDAY_TRANSFORMER_WORKERS": "2"}))
+    """The transformer app as deployed (transforms on the event loop) on an OS-chosen port."""
+    app = create_app(Env({}))
     settings = ServerSettings(
         service="transformer",
         bind_host="127.0.0.1",

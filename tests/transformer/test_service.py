@@ -152,11 +152,13 @@ def _faulty_on_odd_poll_times(request: bytes) -> bytes:
     return transform_encoded(request)
 
 
+@pytest.mark.parametrize("threads", [0, 1], ids=["on-the-loop", "on-a-thread"])
 async def test_an_internal_fault_answers_internal_and_the_server_keeps_serving(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, threads: int
 ) -> None:
     server = grpc.aio.server()
-    with ThreadPoolExecutor(max_workers=1) as executor:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        executor = pool if threads else None
         add_transformer_servicer(TransformerService(executor, transform=_faulty_on_odd_poll_times), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -184,8 +186,9 @@ async def test_an_internal_fault_answers_internal_and_the_server_keeps_serving(
 
 
 def test_worker_count_is_validated() -> None:
-    assert create_app(Env({})).settings.workers == 4
+    # 0, the default: transforms run on the event loop.
+    assert create_app(Env({})).settings.workers == 0
     assert create_app(Env({"RACEDAY_TRANSFORMER_WORKERS": "8"})).settings.workers == 8
-    for bad in ("0", "65", "four"):
+    for bad in ("-1", "65", "four"):
         with pytest.raises(ConfigError, match="RACEDAY_TRANSFORMER_WORKERS"):
             create_app(Env({"RACEDAY_TRANSFORMER_WORKERS": bad}))
