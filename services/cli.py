@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Protocol
 
 from services import __version__
@@ -41,10 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse arguments and run the chosen command; returns the exit code."""
+    """Entry point: parse arguments and run the chosen command; returns the exit code.
+
+    SIGTERM (`kill`, `timeout`, a process manager) stops a command as Ctrl-C does, so that what
+    it started (services, a simulated TAB, scratch databases) is stopped on the way out; commands
+    that serve install their own handlers while they run. Either ends with status 130 and one
+    line, not a traceback.
+    """
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print(f"raceday {args.command}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return code
 
 
