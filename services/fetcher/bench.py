@@ -1,8 +1,9 @@
 """`raceday bench pipeline`: end-to-end poll latency against real services on loopback.
 
 The simulated TAB serves open races built from the recorded event; the writer and
-the transformer run as their own processes (`raceday serve`) over an embedded
-PostgreSQL (or RACEDAY_DATABASE_URL); this process plays the fetcher with the
+the transformer run as their own processes (`raceday serve`) over a scratch database
+(created on the server RACEDAY_DATABASE_URL names, or on an embedded PostgreSQL, and
+dropped afterwards); this process plays the fetcher with the
 real TAB client and pipeline. It polls one race at a time, then batches of
 concurrent races, and reports min, median, p95 and p99 per stage and in total.
 
@@ -32,7 +33,7 @@ import uvloop
 
 from services.common.channels import create_channel
 from services.common.config import ConfigError, Env, exit_on_config_error
-from services.common.database import configured_database_url, start_embedded_postgres
+from services.common.database import configured_database_url, scratch_database, start_embedded_postgres
 from services.common.health import NotServingError, wait_serving
 from services.common.net import free_port
 from services.common.nztime import nz_today
@@ -317,59 +318,65 @@ async def _measure(
 async def _bench(args: argparse.Namespace, batches: list[int], env: Env) -> int:
     with tempfile.TemporaryDirectory(prefix="raceday-bench-") as scratch:
         scratch_path = Path(scratch)
-        database_url = await server_url(env, scratch_path)
-        races_needed = max(batches)
-        tabsim = start_bench_tabsim(min(max(races_needed, 8), 30))
-        try:
-            async with (
-                service_processes(database_url, scratch_path / "logs") as services,
-                TabClient(tab_settings(tabsim.url)) as tab,
-            ):
-                writer_channel = create_channel(services.writer)
-                transformer_channel = create_channel(services.transformer)
-                writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
-                pipeline = make_pipeline(tab, transformer_channel, writer_channel)
-                archiver = PollArchiver(writer_channel, ArchiveSettings())
-                variants: dict[str, list[PollArchiver | None]] = {
-                    "off": [None],
-                    "on": [archiver],
-                    "both": [archiver, None],
-                }
-                archives = variants[args.archive]
-                archiver.start()
-                pipeline.archive = archives[0]
-                race_ids = await fetch_race_ids(tab, writer, nz_today())
-                if len(race_ids) < races_needed:
-                    raise RuntimeError(
-                        f"the simulated TAB offers {len(race_ids)} races, {races_needed} needed"
-                    )
-                print(f"bench pipeline: {len(race_ids)} open races; batches {batches}", flush=True)
-                print(f"bench pipeline: first poll of each of {len(race_ids)} races ...", flush=True)
-                reports = [_report(await _first_polls(pipeline, race_ids))]
-                for batch in batches:
-                    print(f"bench pipeline: batch of {batch}, {args.iterations} rounds ...", flush=True)
-                    scenarios = await _measure(
-                        pipeline, race_ids, batch, args.warmup, args.iterations, archives=archives
-                    )
-                    for scenario in scenarios:
-                        reports.append(_report(scenario))
-                        for failure in scenario.failures[:5]:
-                            print(
-                                f"  failed poll {failure.race_id}: {failure.failed_stage} "
-                                f"{failure.failure_kind} {failure.message}",
-                                file=sys.stderr,
-                            )
-                await archiver.stop(grace_s=60.0)
-                if args.archive != "off":
-                    print(
-                        f"bench pipeline: archive: {archiver.archived} polls archived, "
-                        f"{archiver.dropped} dropped",
-                        flush=True,
-                    )
-                await writer_channel.close()
-                await transformer_channel.close()
-        finally:
-            tabsim.stop()
+        server = await server_url(env, scratch_path)
+        # Its own database: the benchmark's races never land among anyone's real ones.
+        with scratch_database(server, "raceday_bench_pipeline") as database_url:
+            return await _bench_on(args, batches, database_url, scratch_path)
+
+
+async def _bench_on(
+    args: argparse.Namespace, batches: list[int], database_url: str, scratch_path: Path
+) -> int:
+    races_needed = max(batches)
+    tabsim = start_bench_tabsim(min(max(races_needed, 8), 30))
+    try:
+        async with (
+            service_processes(database_url, scratch_path / "logs") as services,
+            TabClient(tab_settings(tabsim.url)) as tab,
+        ):
+            writer_channel = create_channel(services.writer)
+            transformer_channel = create_channel(services.transformer)
+            writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
+            pipeline = make_pipeline(tab, transformer_channel, writer_channel)
+            archiver = PollArchiver(writer_channel, ArchiveSettings())
+            variants: dict[str, list[PollArchiver | None]] = {
+                "off": [None],
+                "on": [archiver],
+                "both": [archiver, None],
+            }
+            archives = variants[args.archive]
+            archiver.start()
+            pipeline.archive = archives[0]
+            race_ids = await fetch_race_ids(tab, writer, nz_today())
+            if len(race_ids) < races_needed:
+                raise RuntimeError(f"the simulated TAB offers {len(race_ids)} races, {races_needed} needed")
+            print(f"bench pipeline: {len(race_ids)} open races; batches {batches}", flush=True)
+            print(f"bench pipeline: first poll of each of {len(race_ids)} races ...", flush=True)
+            reports = [_report(await _first_polls(pipeline, race_ids))]
+            for batch in batches:
+                print(f"bench pipeline: batch of {batch}, {args.iterations} rounds ...", flush=True)
+                scenarios = await _measure(
+                    pipeline, race_ids, batch, args.warmup, args.iterations, archives=archives
+                )
+                for scenario in scenarios:
+                    reports.append(_report(scenario))
+                    for failure in scenario.failures[:5]:
+                        print(
+                            f"  failed poll {failure.race_id}: {failure.failed_stage} "
+                            f"{failure.failure_kind} {failure.message}",
+                            file=sys.stderr,
+                        )
+            await archiver.stop(grace_s=60.0)
+            if args.archive != "off":
+                print(
+                    f"bench pipeline: archive: {archiver.archived} polls archived, "
+                    f"{archiver.dropped} dropped",
+                    flush=True,
+                )
+            await writer_channel.close()
+            await transformer_channel.close()
+    finally:
+        tabsim.stop()
     _print_report(reports)
     json_path, csv_path = _write_files(args.out, reports)
     print(f"bench pipeline: reports written to {json_path} and {csv_path}")
