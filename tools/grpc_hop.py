@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import uvloop
+
+from services.common.net import free_port
 
 METHOD = "/raceday.bench.Hop/Call"
 WARMUP_CALLS = 200
@@ -85,15 +86,8 @@ def _sync_calls(target: str, request: bytes, calls: int) -> list[float]:
         return seconds
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _with_server(kind: str, response_bytes: int, measure: Callable[[str], list[float]]) -> list[float]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Final
 
 import grpc
 
@@ -17,6 +18,17 @@ from services.common.server import MAX_MESSAGE_BYTES
 # Default per-call deadlines, seconds.
 DEFAULT_DEADLINE_S = 5.0
 HEALTH_DEADLINE_S = 0.5
+
+# A call that failed with one of these met a server that is down, busy or too slow, not a bad
+# request: the same call may succeed later (the fetcher's spool and its archive try again).
+TRANSIENT_CODES: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 
 def service_config(lb_policy: str, retry_services: Sequence[str]) -> str:

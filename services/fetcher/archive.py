@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.channels import TRANSIENT_CODES
 from services.common.config import Env
 from services.common.logs import log_event
 from services.common.payload_archive import (
@@ -83,14 +84,6 @@ PACK_NICENESS: Final = 10
 # The pause before a transient failure's next try doubles from the first to the last.
 RETRY_DELAY_S: Final = 0.5
 RETRY_DELAY_MAX_S: Final = 10.0
-TRANSIENT_CODES: Final = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
 # At most one drop line per this many seconds (the counter has every drop).
 DROP_LOG_EVERY_S: Final = 10.0
 # Races whose last received payload (as received, and packed) is kept to recognise an unchanged

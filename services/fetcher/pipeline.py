@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import grpc
 
+from services.common.channels import TRANSIENT_CODES
 from services.common.clock import Clock
 from services.common.logs import log_event
 from services.common.nztime import to_epoch_ms
@@ -61,15 +62,6 @@ BASELINE_FIELD = b"\x10\x01"
 Stage = Literal["fetch", "state", "transform", "write"]
 Outcome = Literal["ok", "failed", "spooled"]
 
-# The commit path is down (or too slow) rather than the poll bad: keep the poll and retry it.
-TRANSIENT_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
 # Consecutive transient failures that open the commit breaker, and how long it stays open.
 COMMIT_BREAKER_FAILURES = 2
 COMMIT_BREAKER_OPEN_S = 2.0
