@@ -35,12 +35,12 @@ from typing import Any
 
 import psycopg
 import uvloop
-from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 import services
 from services.common.config import Env
 from services.common.cpuclock import cpu_used_ns, processes_cpu_ns
-from services.common.database import with_database_name
+from services.common.database import scratch_database
 from services.common.nztime import nz_date
 from services.fetcher import bench_driver
 from services.fetcher.bench import server_url, service_processes, start_bench_tabsim
@@ -230,11 +230,8 @@ async def running_stack(
     tree: Tree, server: str, tab_url: str, env: Mapping[str, str], logs: Path
 ) -> AsyncIterator[Stack]:
     """A fresh database, the tree's writer and transformer on it, and its driver."""
-    database = f"raceday_bench_{tree.label}_{os.getpid()}_{int(time.time() * 1000)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    try:
-        url = with_database_name(server, database)
+    with scratch_database(server, f"raceday_bench_{tree.label}") as url:
+        database = conninfo_to_dict(url)["dbname"]
         async with service_processes(url, logs, python=tree.python, env=env) as targets:
             with (logs / "driver").open("ab") as driver_log:
                 process = await asyncio.create_subprocess_exec(
@@ -258,7 +255,7 @@ async def running_stack(
                 await driver.answer()  # {"ready": true}
                 yield Stack(
                     tree,
-                    database,
+                    str(database),
                     driver,
                     {
                         "fetcher": driver.pid,
@@ -268,9 +265,6 @@ async def running_stack(
                 )
             finally:
                 await driver.stop()
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
 class CpuMeter:
