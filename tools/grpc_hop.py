@@ -3,8 +3,8 @@
 A server process answers a fixed response to any request, doing nothing else; this process calls
 it in a loop and reports the median and the 10th percentile of the round trip. The variants are
 the ones the services could use: grpc.aio on uvloop (what every Raceday service runs), the same
-client on asyncio's own loop, a blocking client, and a synchronous server (grpc.server with a
-thread pool). Sizes default to a poll's: a TransformRequest of about 35 KB in, a TransformResponse
+over a Unix domain socket instead of loopback TCP, the same client on asyncio's own loop, a
+blocking client, and a synchronous server (grpc.server with a thread pool). Sizes default to a poll's: a TransformRequest of about 35 KB in, a TransformResponse
 of about 15 KB out.
 
     .venv/bin/python tools/grpc_hop.py [--calls 2000] [--request-bytes 35000] [--response-bytes 15000]
@@ -17,6 +17,7 @@ import asyncio
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,18 +40,18 @@ def _handlers(response: bytes) -> grpc.GenericRpcHandler:
     )
 
 
-async def _serve_aio(port: int, response: bytes) -> None:
+async def _serve_aio(address: str, response: bytes) -> None:
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((_handlers(response),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.add_insecure_port(address)
     await server.start()
     await server.wait_for_termination()
 
 
-def _serve_sync(port: int, response: bytes) -> None:
+def _serve_sync(address: str, response: bytes) -> None:
     server = grpc.server(ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((_handlers(response),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.add_insecure_port(address)
     server.start()
     server.wait_for_termination()
 
@@ -86,28 +87,31 @@ def _sync_calls(target: str, request: bytes, calls: int) -> list[float]:
         return seconds
 
 
-def _with_server(kind: str, response_bytes: int, measure: Callable[[str], list[float]]) -> list[float]:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            kind,
-            "--port",
-            str(port),
-            "--response-bytes",
-            str(response_bytes),
-        ]
-    )
-    try:
-        target = f"127.0.0.1:{port}"
-        with grpc.insecure_channel(target) as probe:
-            grpc.channel_ready_future(probe).result(timeout=30)
-        return measure(target)
-    finally:
-        server.terminate()
-        server.wait()
+def _with_server(
+    kind: str, response_bytes: int, measure: Callable[[str], list[float]], *, unix_socket: bool = False
+) -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="grpc-hop-") as directory:
+        # A Unix domain socket instead of loopback TCP: what processes on one machine could use.
+        target = f"unix:{directory}/hop.sock" if unix_socket else f"127.0.0.1:{free_port()}"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                kind,
+                "--address",
+                target,
+                "--response-bytes",
+                str(response_bytes),
+            ]
+        )
+        try:
+            with grpc.insecure_channel(target) as probe:
+                grpc.channel_ready_future(probe).result(timeout=30)
+            return measure(target)
+        finally:
+            server.terminate()
+            server.wait()
 
 
 def main() -> int:
@@ -119,16 +123,16 @@ def main() -> int:
     parser.add_argument("--request-bytes", type=int, default=35_000)
     parser.add_argument("--response-bytes", type=int, default=15_000)
     parser.add_argument("--serve", choices=("aio", "sync"), help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.calls < 10 or args.request_bytes < 0 or args.response_bytes < 0:
         parser.error("--calls must be at least 10 and the sizes not negative")
     response = b"r" * args.response_bytes
     if args.serve == "aio":
-        uvloop.run(_serve_aio(args.port, response))
+        uvloop.run(_serve_aio(args.address, response))
         return 0
     if args.serve == "sync":
-        _serve_sync(args.port, response)
+        _serve_sync(args.address, response)
         return 0
     request = b"q" * args.request_bytes
     print(
@@ -146,15 +150,17 @@ def main() -> int:
     def blocking(target: str) -> list[float]:
         return _sync_calls(target, request, args.calls)
 
-    variants: list[tuple[str, str, Callable[[str], list[float]]]] = [
-        ("aio server, aio client on uvloop", "aio", aio_uvloop),
-        ("aio server, aio client on asyncio", "aio", aio_asyncio),
-        ("aio server, blocking client", "aio", blocking),
-        ("sync server, aio client on uvloop", "sync", aio_uvloop),
-        ("sync server, blocking client", "sync", blocking),
+    variants: list[tuple[str, str, Callable[[str], list[float]], bool]] = [
+        ("aio server, aio client on uvloop", "aio", aio_uvloop, False),
+        ("the same over a Unix socket", "aio", aio_uvloop, True),
+        ("aio server, aio client on asyncio", "aio", aio_asyncio, False),
+        ("aio server, blocking client", "aio", blocking, False),
+        ("sync server, aio client on uvloop", "sync", aio_uvloop, False),
+        ("sync server, blocking client", "sync", blocking, False),
     ]
-    for label, kind, measure in variants:
-        print(_summary(label, _with_server(kind, args.response_bytes, measure)), flush=True)
+    for label, kind, measure, unix_socket in variants:
+        seconds = _with_server(kind, args.response_bytes, measure, unix_socket=unix_socket)
+        print(_summary(label, seconds), flush=True)
     return 0
 
 
