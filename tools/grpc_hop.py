@@ -4,8 +4,8 @@ A server process answers a fixed response to any request, doing nothing else; th
 it in a loop and reports the median and the 10th percentile of the round trip. The variants are
 the ones the services could use: grpc.aio on uvloop (what every Raceday service runs), the same
 over a Unix domain socket instead of loopback TCP, the same client on asyncio's own loop, a
-blocking client, and a synchronous server (grpc.server with a thread pool). Sizes default to a poll's: a TransformRequest of about 35 KB in, a TransformResponse
-of about 15 KB out.
+blocking client, and a synchronous server (grpc.server with a thread pool). Sizes default to a
+poll's: a TransformRequest of about 35 KB in, a TransformResponse of about 15 KB out.
 
     .venv/bin/python tools/grpc_hop.py [--calls 2000] [--request-bytes 35000] [--response-bytes 15000]
 """
