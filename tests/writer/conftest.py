@@ -3,18 +3,16 @@ and a real grpc.aio server on loopback serving WriterService and QueryService.""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import grpc
-import psycopg
 import pytest
-from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from services.common.database import scratch_database
 from services.common.proto.raceday.v1 import query_pb2_grpc, writer_pb2_grpc
-from services.writer.db import Database, connect, with_database
+from services.writer.db import Database, connect
 from services.writer.maintenance import PartitionMaintainer
 from services.writer.migrate import apply_migrations
 from services.writer.query_servicer import QueryServicer
@@ -25,17 +23,18 @@ TEST_SETTINGS = WriterSettings(write_pool_size=6, read_pool_size=3, acquire_time
 
 
 @pytest.fixture(scope="session")
-async def migrated_template(pg_server_url: str) -> str:
-    """A database migrated once per session, cloned for each test (CREATE DATABASE ... TEMPLATE)."""
-    name = f"raceday_writer_tmpl_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conn_async = await connect(with_database(pg_server_url, name), TEST_SETTINGS)
-    try:
-        await apply_migrations(conn_async)
-    finally:
-        await conn_async.close()
-    return name
+async def migrated_template(pg_server_url: str) -> AsyncIterator[str]:
+    """A database migrated once per session, cloned for each test (CREATE DATABASE ... TEMPLATE).
+
+    Dropped when the session ends, so runs against a shared server leave nothing behind.
+    """
+    with scratch_database(pg_server_url, "raceday_writer_tmpl") as url:
+        conn_async = await connect(url, TEST_SETTINGS)
+        try:
+            await apply_migrations(conn_async)
+        finally:
+            await conn_async.close()
+        yield str(conninfo_to_dict(url)["dbname"])
 
 
 @pytest.fixture
