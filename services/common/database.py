@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -59,6 +59,11 @@ def with_database_name(url: str, name: str) -> str:
     """The same server URL pointing at database `name` (query parameters such as host are kept)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + quote(name)))
+
+
+def database_name(url: str) -> str:
+    """The name of the database `url` points at (the inverse of with_database_name)."""
+    return unquote(urlsplit(url).path.lstrip("/"))
 
 
 @contextmanager

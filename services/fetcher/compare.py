@@ -35,12 +35,11 @@ from typing import Any
 
 import psycopg
 import uvloop
-from psycopg.conninfo import conninfo_to_dict
 
 import services
 from services.common.config import Env
 from services.common.cpuclock import cpu_used_ns, processes_cpu_ns
-from services.common.database import scratch_database
+from services.common.database import database_name, scratch_database
 from services.common.nztime import nz_date
 from services.fetcher import bench_driver
 from services.fetcher.bench import server_url, service_processes, start_bench_tabsim
@@ -231,7 +230,6 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """A fresh database, the tree's writer and transformer on it, and its driver."""
     with scratch_database(server, f"raceday_bench_{tree.label}") as url:
-        database = conninfo_to_dict(url)["dbname"]
         async with service_processes(url, logs, python=tree.python, env=env) as targets:
             with (logs / "driver").open("ab") as driver_log:
                 process = await asyncio.create_subprocess_exec(
@@ -255,7 +253,7 @@ async def running_stack(
                 await driver.answer()  # {"ready": true}
                 yield Stack(
                     tree,
-                    str(database),
+                    database_name(url),
                     driver,
                     {
                         "fetcher": driver.pid,

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
-from services.common.database import scratch_database
+from services.common.database import database_name, scratch_database
 from services.common.proto.raceday.v1 import query_pb2_grpc, writer_pb2_grpc
 from services.writer.db import Database, connect
 from services.writer.maintenance import PartitionMaintainer
@@ -34,7 +33,7 @@ async def migrated_template(pg_server_url: str) -> AsyncIterator[str]:
             await apply_migrations(conn_async)
         finally:
             await conn_async.close()
-        yield str(conninfo_to_dict(url)["dbname"])
+        yield database_name(url)
 
 
 @pytest.fixture
